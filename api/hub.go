@@ -1,0 +1,395 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/redis/go-redis/v9"
+)
+
+// Sink is one live client as the hub sees it: a WebSocket or an SSE stream.
+type Sink interface {
+	// Send queues a message without blocking. A sink whose queue is full must close its
+	// connection rather than drop the message, so that no client is left with a silent gap.
+	// seq is the message's seq, for channels that label messages with it.
+	Send(seq int64, msg []byte)
+	// Close ends the connection: code 1000 after the final event, or an error.
+	Close(code int, reason string)
+}
+
+// Snapshotter reads the current record of a job.
+type Snapshotter interface {
+	Get(ctx context.Context, id string) (*jobs.Job, error)
+}
+
+// Hub fans the events of jobs out to the live clients that watch them. It holds one pub/sub
+// connection, subscribed to the channels of watched jobs only (reference-counted), and an
+// index from job id to watchers.
+//
+// Every watcher gets a snapshot first and then the events with a higher seq, in order. The
+// hub subscribes before it reads the snapshot, so no event can fall in between; an event
+// with a gap before it, or a lost pub/sub connection, resyncs the watchers with a snapshot.
+type Hub struct {
+	store Snapshotter
+	ps    *redis.PubSub
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	topics map[string]*topic // job id → its watchers; guarded by mu
+	// pending counts SUBSCRIBE commands whose confirmation has not arrived, per channel,
+	// so a topic is ready only once its own subscription is live; guarded by mu.
+	pending map[string]int
+
+	// ctx ends the hub's background work: the receive loop and resyncs.
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+type topic struct {
+	watchers map[*watcher]struct{}
+	ready    chan struct{} // closed once the subscription is confirmed
+}
+
+// NewHub returns a hub on rdb. Run must be called for it to deliver anything.
+func NewHub(rdb redis.UniversalClient, store Snapshotter, log *slog.Logger) *Hub {
+	ctx, stop := context.WithCancel(context.Background())
+	return &Hub{store: store, ps: rdb.Subscribe(ctx), log: log, topics: map[string]*topic{},
+		pending: map[string]int{}, ctx: ctx, stop: stop}
+}
+
+// resyncTimeout bounds one snapshot read of a resync or a new watcher.
+const resyncTimeout = 5 * time.Second
+
+// Run receives events until Close, reconnecting by itself. It returns when the hub closes.
+func (h *Hub) Run() {
+	h.wg.Add(1)
+	defer h.wg.Done()
+	broken := false
+	for h.ctx.Err() == nil {
+		msg, err := h.ps.ReceiveTimeout(h.ctx, 15*time.Second)
+		if err != nil {
+			if isTimeout(err) {
+				// Quiet for a while: a ping proves the connection still works.
+				if err := h.ps.Ping(h.ctx); err == nil {
+					continue
+				}
+			}
+			if h.ctx.Err() != nil {
+				return
+			}
+			if !broken {
+				h.log.Warn("live events connection lost; reconnecting", "err", err)
+			}
+			broken = true
+			h.sleep(500 * time.Millisecond)
+			continue
+		}
+		if broken {
+			// go-redis resubscribed on the new connection, but whatever was published in
+			// between is gone: every watcher starts again from a snapshot.
+			broken = false
+			h.log.Info("live events connection back; resyncing every watcher")
+			h.resyncAll()
+		}
+		switch m := msg.(type) {
+		case *redis.Message:
+			h.dispatch(jobs.JobIDOfChannel(m.Channel), []byte(m.Payload))
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				h.confirm(m.Channel)
+			}
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+func (h *Hub) sleep(d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-h.ctx.Done():
+	}
+}
+
+// Close stops the hub and closes every watcher with code (1001 when the server shuts down).
+func (h *Hub) Close(code int, reason string) {
+	h.stop()
+	h.ps.Close()
+	h.mu.Lock()
+	for _, t := range h.topics {
+		for w := range t.watchers {
+			w.sink.Close(code, reason)
+		}
+	}
+	h.topics = map[string]*topic{}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// Watch starts sending the events of job id to sink: a snapshot first, then every later
+// event in seq order. It returns jobs.ErrNotFound for an unknown job, having sent nothing.
+// The returned function stops the watch; call it when the client goes away.
+func (h *Hub) Watch(ctx context.Context, id string, sink Sink) (stop func(), err error) {
+	w := &watcher{hub: h, job: id, sink: sink}
+	ready, err := h.add(ctx, w)
+	stop = func() { h.remove(w) }
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		stop()
+		return nil, ctx.Err()
+	case <-time.After(resyncTimeout):
+		stop()
+		return nil, fmt.Errorf("subscribe to job %s: no confirmation in %v", id, resyncTimeout)
+	}
+	job, err := h.store.Get(ctx, id)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	w.start(job)
+	return stop, nil
+}
+
+func (h *Hub) add(ctx context.Context, w *watcher) (<-chan struct{}, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.topics[w.job]
+	if ok {
+		t.watchers[w] = struct{}{}
+		return t.ready, nil
+	}
+	t = &topic{watchers: map[*watcher]struct{}{w: {}}, ready: make(chan struct{})}
+	h.topics[w.job] = t
+	ch := jobs.Channel(w.job)
+	if err := h.ps.Subscribe(ctx, ch); err != nil {
+		return nil, fmt.Errorf("subscribe to job %s: %w", w.job, err)
+	}
+	h.pending[ch]++
+	return t.ready, nil
+}
+
+func (h *Hub) remove(w *watcher) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.topics[w.job]
+	if !ok {
+		return
+	}
+	delete(t.watchers, w)
+	if len(t.watchers) > 0 {
+		return
+	}
+	delete(h.topics, w.job)
+	if err := h.ps.Unsubscribe(h.ctx, jobs.Channel(w.job)); err != nil && h.ctx.Err() == nil {
+		h.log.Warn("unsubscribe failed", "job", w.job, "err", err)
+	}
+}
+
+// confirm marks a channel's topic ready once its latest SUBSCRIBE is confirmed.
+// Confirmations that arrive after a reconnect, unasked for, leave the count at zero.
+func (h *Hub) confirm(channel string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending[channel] > 1 {
+		h.pending[channel]--
+		return
+	}
+	delete(h.pending, channel)
+	if t, ok := h.topics[jobs.JobIDOfChannel(channel)]; ok {
+		select {
+		case <-t.ready:
+		default:
+			close(t.ready)
+		}
+	}
+}
+
+// dispatch hands one event to the watchers of its job.
+func (h *Hub) dispatch(id string, payload []byte) {
+	var ev jobs.EventHeader
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		h.log.Error("unreadable event", "job", id, "err", err)
+		return
+	}
+	h.mu.Lock()
+	t := h.topics[id]
+	var ws []*watcher
+	if t != nil {
+		ws = make([]*watcher, 0, len(t.watchers))
+		for w := range t.watchers {
+			ws = append(ws, w)
+		}
+	}
+	h.mu.Unlock()
+	for _, w := range ws {
+		w.deliver(ev, payload)
+	}
+}
+
+func (h *Hub) resyncAll() {
+	h.mu.Lock()
+	var ws []*watcher
+	for _, t := range h.topics {
+		for w := range t.watchers {
+			ws = append(ws, w)
+		}
+	}
+	h.mu.Unlock()
+	for _, w := range ws {
+		w.resync()
+	}
+}
+
+// Watchers counts the live clients, for logs and tests.
+func (h *Hub) Watchers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, t := range h.topics {
+		n += len(t.watchers)
+	}
+	return n
+}
+
+// watcher is one client of one job. Its fields are guarded by mu, which also orders what
+// reaches the sink: the hub's receive loop and resyncs both go through it.
+type watcher struct {
+	hub  *Hub
+	job  string
+	sink Sink
+
+	mu      sync.Mutex
+	started bool   // a snapshot was sent; events follow it
+	seq     int64  // the seq of the last message sent
+	held    []held // events that arrived before the snapshot, in order
+	spilled bool   // more events arrived than held keeps
+	done    bool   // the final event was sent
+}
+
+type held struct {
+	ev      jobs.EventHeader
+	payload []byte
+}
+
+// maxHeld bounds the events a watcher holds while its snapshot is read; past it, they are
+// dropped and another snapshot covers them.
+const maxHeld = 256
+
+// snapshot is the first message of every live connection.
+type snapshot struct {
+	Type string     `json:"type"`
+	Seq  int64      `json:"seq"`
+	Job  statusBody `json:"job"`
+}
+
+func snapshotMessage(job *jobs.Job) []byte {
+	msg, _ := json.Marshal(snapshot{Type: "snapshot", Seq: job.Seq, Job: statusBody{job, pollAfterMS}})
+	return msg
+}
+
+// start sends a snapshot, then the events held meanwhile that are newer.
+func (w *watcher) start(job *jobs.Job) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return
+	}
+	w.started, w.seq = true, job.Seq
+	w.sink.Send(job.Seq, snapshotMessage(job))
+	if job.Status.Terminal() {
+		w.finish()
+		return
+	}
+	held, spilled := w.held, w.spilled
+	w.held, w.spilled = nil, false
+	for _, e := range held {
+		w.forward(e.ev, e.payload)
+	}
+	if spilled {
+		w.resyncLocked()
+	}
+}
+
+func (w *watcher) deliver(ev jobs.EventHeader, payload []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return
+	}
+	if !w.started {
+		if len(w.held) < maxHeld {
+			w.held = append(w.held, held{ev, payload})
+		} else {
+			w.spilled = true
+		}
+		return
+	}
+	w.forward(ev, payload)
+}
+
+// forward sends an event in seq order; w.mu must be held.
+func (w *watcher) forward(ev jobs.EventHeader, payload []byte) {
+	switch {
+	case ev.Seq <= w.seq:
+		return // the snapshot already has it
+	case ev.Seq > w.seq+1:
+		w.resyncLocked()
+		return
+	}
+	w.seq = ev.Seq
+	w.sink.Send(ev.Seq, payload)
+	if ev.Final() {
+		w.finish()
+	}
+}
+
+func (w *watcher) finish() {
+	w.done = true
+	w.sink.Close(1000, "job finished")
+}
+
+func (w *watcher) resync() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.resyncLocked()
+}
+
+// resyncLocked reads a fresh snapshot in the background; events hold until it is sent.
+func (w *watcher) resyncLocked() {
+	if !w.started || w.done {
+		return // a snapshot is on its way already
+	}
+	w.started, w.held, w.spilled = false, nil, false
+	h := w.hub
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
+		defer cancel()
+		job, err := h.store.Get(ctx, w.job)
+		if err != nil {
+			h.log.Warn("resync failed; closing the client so it reconnects", "job", w.job, "err", err)
+			w.mu.Lock()
+			w.done = true
+			w.mu.Unlock()
+			w.sink.Close(1011, "resync failed")
+			return
+		}
+		w.start(job)
+	}()
+}

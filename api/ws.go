@@ -1,0 +1,134 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/olahol/melody"
+)
+
+// Close codes of the live WebSocket, beside the standard 1000, 1001 and 1011.
+const (
+	CloseNotFound = 4404
+)
+
+// wsBuffer is how many messages one WebSocket may have queued. A client further behind
+// than that is closed underneath, to reconnect and start again from a snapshot.
+const wsBuffer = 64
+
+// newMelody configures melody for live progress: pings often enough for proxies with a 30 s
+// idle limit, a small read limit (clients send nothing), an Origin check, and a slow client
+// closed rather than silently skipped.
+func newMelody(ping time.Duration, allowed []string, log *slog.Logger) *melody.Melody {
+	m := melody.New()
+	m.Config.PingPeriod = ping
+	m.Config.PongWait = ping + 10*time.Second
+	m.Config.MaxMessageSize = 512
+	m.Config.MessageBufferSize = wsBuffer
+	m.Upgrader.CheckOrigin = originChecker(allowed)
+	// Idle connections hold no write buffer: they share a pool.
+	m.Upgrader.WriteBufferPool = &sync.Pool{}
+	m.Upgrader.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write([]byte(`{"error":{"code":"` + codeOfStatus(status) + `","message":"` + wsRefusal(status) + `"}}`))
+	}
+	m.HandleError(func(s *melody.Session, err error) {
+		if errors.Is(err, melody.ErrMessageBufferFull) {
+			// melody would drop this message and carry on, and its close message would
+			// queue behind the full buffer: close the connection underneath instead.
+			log.Warn("slow live client closed", "job", s.Keys["job"], "buffered", wsBuffer)
+			s.WebsocketConnection().Close()
+		}
+	})
+	return m
+}
+
+func codeOfStatus(status int) string {
+	if status == http.StatusForbidden {
+		return "forbidden"
+	}
+	return CodeInvalidRequest
+}
+
+func wsRefusal(status int) string {
+	if status == http.StatusForbidden {
+		return "this origin may not open live connections"
+	}
+	return "this endpoint takes a WebSocket upgrade"
+}
+
+// originChecker accepts requests without an Origin (scripts), from the server's own origin
+// (the Host the request came to, which a proxy in front must forward), and from the
+// configured extra origins.
+func originChecker(allowed []string) func(*http.Request) bool {
+	extra := map[string]bool{}
+	for _, o := range allowed {
+		extra[strings.TrimRight(strings.ToLower(o), "/")] = true
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return true
+		}
+		if extra[strings.ToLower(origin)] {
+			return true
+		}
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+}
+
+// wsSink is a WebSocket as the hub sees it.
+type wsSink struct{ s *melody.Session }
+
+func (w wsSink) Send(_ int64, msg []byte) { w.s.Write(msg) }
+
+func (w wsSink) Close(code int, reason string) {
+	w.s.CloseWithMsg(melody.FormatCloseMessage(code, reason))
+}
+
+func handleWebSocket(m *melody.Melody, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		keys := map[string]any{"job": c.Param("job_id")}
+		if err := m.HandleRequestWithKeys(c.Writer, c.Request, keys); errors.Is(err, melody.ErrClosed) {
+			writeError(c, log, errUnavailable)
+		}
+	}
+}
+
+// watchOnConnect starts the hub's watch of a new WebSocket's job, and stops it when the
+// connection ends.
+func watchOnConnect(m *melody.Melody, hub *Hub, log *slog.Logger) {
+	m.HandleConnect(func(s *melody.Session) {
+		id := s.Keys["job"].(string)
+		ctx, cancel := context.WithTimeout(s.Request.Context(), resyncTimeout)
+		defer cancel()
+		stop, err := hub.Watch(ctx, id, wsSink{s})
+		switch {
+		case errors.Is(err, jobs.ErrNotFound):
+			s.Write([]byte(`{"type":"error","error":{"code":"not_found","message":"no job with this id (it may have expired)"}}`))
+			s.CloseWithMsg(melody.FormatCloseMessage(CloseNotFound, "job not found"))
+		case err != nil:
+			log.Warn("live watch failed", "job", id, "err", err)
+			s.Write([]byte(`{"type":"error","error":{"code":"unavailable","message":"live progress is unavailable; retry shortly"}}`))
+			s.CloseWithMsg(melody.FormatCloseMessage(websocket.CloseTryAgainLater, "unavailable"))
+		default:
+			s.Set("stop", stop)
+		}
+	})
+	m.HandleDisconnect(func(s *melody.Session) {
+		if stop, ok := s.Get("stop"); ok {
+			stop.(func())()
+		}
+	})
+}

@@ -1,0 +1,129 @@
+package jobs
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Status is the state of a job or of one of its files.
+type Status string
+
+// The statuses of jobs and files. A job is queued, then processing, then completed, failed
+// or canceled. A file is queued, then processing, then ready, unavailable, failed or
+// canceled.
+const (
+	StatusQueued      Status = "queued"
+	StatusProcessing  Status = "processing"
+	StatusCompleted   Status = "completed"
+	StatusFailed      Status = "failed"
+	StatusCanceled    Status = "canceled"
+	StatusReady       Status = "ready"
+	StatusUnavailable Status = "unavailable"
+)
+
+// Terminal reports whether nothing will change a job or file in this status any more.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusCompleted, StatusFailed, StatusCanceled, StatusReady, StatusUnavailable:
+		return true
+	}
+	return false
+}
+
+// Job is the record of one download job, as the status endpoint and snapshots show it.
+type Job struct {
+	ID         string     `json:"job_id"`
+	Status     Status     `json:"status"`
+	Seq        int64      `json:"seq"`
+	Progress   Progress   `json:"progress"`
+	Files      []File     `json:"files"`
+	Error      *Error     `json:"error"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+// File is the state of one file of a job. Every field it has is also carried by the file's
+// events, so a live client never has to refetch.
+type File struct {
+	ID          int64   `json:"file_id"`
+	Status      Status  `json:"status"`
+	Percent     float64 `json:"percent"`
+	Attempt     int     `json:"attempt,omitempty"`
+	Size        int64   `json:"size,omitempty"`
+	DownloadURL string  `json:"download_url,omitempty"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// Progress sums up the files of a job. Percent is the mean of the files' percents, so it
+// reaches 100 once every file is terminal, whatever the outcome.
+type Progress struct {
+	Percent          float64 `json:"percent"`
+	FilesTotal       int     `json:"files_total"`
+	FilesDone        int     `json:"files_done"`
+	FilesReady       int     `json:"files_ready"`
+	FilesUnavailable int     `json:"files_unavailable"`
+	FilesFailed      int     `json:"files_failed"`
+}
+
+// Error says why a job failed.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// The codes of job errors.
+const (
+	ErrorCodeNoFiles  = "no_files"
+	ErrorCodeTimeout  = "timeout"
+	ErrorCodeAttempts = "attempts_exhausted"
+)
+
+// ProgressOf sums up files the way the store's scripts do.
+func ProgressOf(files []File) Progress {
+	p := Progress{FilesTotal: len(files)}
+	sum := 0.0
+	for _, f := range files {
+		sum += f.Percent
+		if f.Status.Terminal() {
+			p.FilesDone++
+		}
+		switch f.Status {
+		case StatusReady:
+			p.FilesReady++
+		case StatusUnavailable:
+			p.FilesUnavailable++
+		case StatusFailed:
+			p.FilesFailed++
+		}
+	}
+	if len(files) > 0 {
+		p.Percent = RoundPercent(sum / float64(len(files)))
+	}
+	return p
+}
+
+// RoundPercent rounds a percentage to one decimal, the precision of every percent longhaul
+// reports.
+func RoundPercent(p float64) float64 {
+	return math.Round(p*10) / 10
+}
+
+// FileURL is where a ready file can be downloaded.
+func FileURL(jobID string, fileID int64) string {
+	return fmt.Sprintf("/v1/download/%s/files/%d", jobID, fileID)
+}
+
+// EventHeader is the part of an event that the fan-out needs to order and route it,
+// decoded without the rest.
+type EventHeader struct {
+	Type   string `json:"type"`
+	Seq    int64  `json:"seq"`
+	Status Status `json:"status"`
+}
+
+// Final reports whether the event ends its job.
+func (h EventHeader) Final() bool {
+	return h.Type == "job" && h.Status.Terminal()
+}

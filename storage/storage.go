@@ -1,0 +1,120 @@
+// Package storage keeps produced files in a directory that every api and worker process
+// sees. A file is written under a name of its own attempt, synced, then linked to its final
+// name, which never exists half-written and is never replaced once there.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// ErrNotFound: no such file is stored.
+var ErrNotFound = errors.New("file not stored")
+
+// Dir stores files under one directory, one folder per job. Job ids and file ids are
+// validated by the callers, so they never leave the directory.
+type Dir struct {
+	root string
+}
+
+// NewDir returns the storage at root, creating it if needed.
+func NewDir(root string) (*Dir, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("create storage directory: %w", err)
+	}
+	return &Dir{root: root}, nil
+}
+
+func (d *Dir) path(jobID string, fileID int64) string {
+	return filepath.Join(d.root, jobID, strconv.FormatInt(fileID, 10))
+}
+
+// Write stores the content of a file for the attempt with the given token. When a file of
+// that name is already stored (an earlier attempt stored it and died before it could say
+// so), that file is kept and its size returned: content is derived from the file id, so
+// both are the same bytes.
+func (d *Dir) Write(jobID string, fileID int64, token string, content io.Reader) (int64, error) {
+	final := d.path(jobID, fileID)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return 0, fmt.Errorf("create job directory: %w", err)
+	}
+	tmp := fmt.Sprintf("%s.%s.tmp", final, token)
+	size, err := writeSynced(tmp, content)
+	defer os.Remove(tmp)
+	if err != nil {
+		return 0, err
+	}
+	// A link, unlike a rename, fails when the final name exists: the file first stored
+	// stays the one that is served.
+	if err := os.Link(tmp, final); errors.Is(err, fs.ErrExist) {
+		return d.Size(jobID, fileID)
+	} else if err != nil {
+		return 0, fmt.Errorf("publish file %d: %w", fileID, err)
+	}
+	return size, syncDir(filepath.Dir(final))
+}
+
+func writeSynced(name string, content io.Reader) (int64, error) {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("create temporary file: %w", err)
+	}
+	size, err := io.Copy(f, content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write temporary file: %w", err)
+	}
+	return size, nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync job directory: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync job directory: %w", err)
+	}
+	return nil
+}
+
+// Size returns the size of a stored file, or ErrNotFound.
+func (d *Dir) Size(jobID string, fileID int64) (int64, error) {
+	info, err := os.Stat(d.path(jobID, fileID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, ErrNotFound
+	} else if err != nil {
+		return 0, fmt.Errorf("stat file %d: %w", fileID, err)
+	}
+	return info.Size(), nil
+}
+
+// Open opens a stored file for reading, or returns ErrNotFound.
+func (d *Dir) Open(jobID string, fileID int64) (*os.File, error) {
+	f, err := os.Open(d.path(jobID, fileID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	} else if err != nil {
+		return nil, fmt.Errorf("open file %d: %w", fileID, err)
+	}
+	return f, nil
+}
+
+// RemoveJob deletes every file of a job.
+func (d *Dir) RemoveJob(jobID string) error {
+	if err := os.RemoveAll(filepath.Join(d.root, jobID)); err != nil {
+		return fmt.Errorf("remove files of job %s: %w", jobID, err)
+	}
+	return nil
+}

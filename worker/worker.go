@@ -1,0 +1,125 @@
+// Package worker runs download jobs: an Asynq server whose one handler prepares the files
+// of a job, checkpointing every file in the job store and publishing progress as it goes.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/tasks"
+	"github.com/redis/go-redis/v9"
+)
+
+// JobStore is what the worker needs of the job store.
+type JobStore interface {
+	Claim(ctx context.Context, id, token string) (*jobs.Job, error)
+	UpdateFile(ctx context.Context, id, token string, f jobs.File) error
+	Complete(ctx context.Context, id, token string) (jobs.Status, error)
+	Fail(ctx context.Context, id, token string, jobErr jobs.Error) error
+}
+
+// FileStore is where the worker puts the files it produces.
+type FileStore interface {
+	Write(jobID string, fileID int64, token string, content io.Reader) (int64, error)
+	Size(jobID string, fileID int64) (int64, error)
+}
+
+var (
+	_ JobStore           = (*jobs.Store)(nil)
+	_ asynq.Handler      = (*Handler)(nil)
+	_ asynq.ErrorHandler = (*Worker)(nil)
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Concurrency is how many jobs run at once. If zero, 20 is used: jobs mostly wait, so
+	// asynq's default of one per CPU would leave the machine idle.
+	Concurrency int
+	// FileConcurrency is how many files of one job are prepared at once. If zero, 4 is used.
+	FileConcurrency int
+	// FileRetries is how many transient errors one file tolerates before it ends failed.
+	FileRetries int
+	// ShutdownTimeout is how long a stopping worker waits for its jobs to hand back. If
+	// zero, 10 s is used. Jobs checkpoint at every progress step and hand back at the next
+	// one, so a few seconds are enough.
+	ShutdownTimeout time.Duration
+	// Source is the simulated origin of files.
+	Source Source
+}
+
+// Worker is an Asynq server that runs download jobs.
+type Worker struct {
+	srv *asynq.Server
+	h   *Handler
+	log *slog.Logger
+}
+
+// New returns a Worker that takes tasks from rdb.
+func New(rdb redis.UniversalClient, store JobStore, files FileStore, cfg Config, log *slog.Logger) *Worker {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 20
+	}
+	if cfg.FileConcurrency <= 0 {
+		cfg.FileConcurrency = 4
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	w := &Worker{h: NewHandler(store, files, cfg, log), log: log}
+	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:     cfg.Concurrency,
+		Queues:          map[string]int{tasks.Queue: 1},
+		RetryDelayFunc:  retryDelay,
+		IsFailure:       func(err error) bool { return !errors.Is(err, ErrStopping) },
+		ErrorHandler:    w,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          asynqLogger{log.With("component", "asynq")},
+		LogLevel:        asynq.WarnLevel,
+	})
+	return w
+}
+
+// Start starts taking tasks.
+func (w *Worker) Start() error {
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeDownload, w.h)
+	if err := w.srv.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops taking tasks and hands the running jobs back at their next checkpoint,
+// so that another worker resumes them at once.
+func (w *Worker) Shutdown() {
+	w.srv.Stop()
+	close(w.h.stopping)
+	w.srv.Shutdown()
+}
+
+// HandleError logs a failed attempt once, at the boundary.
+func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
+	retried, _ := asynq.GetRetryCount(ctx)
+	id, _ := asynq.GetTaskID(ctx)
+	if errors.Is(err, ErrStopping) {
+		w.log.InfoContext(ctx, "job handed back for another worker", "job", id)
+		return
+	}
+	w.log.WarnContext(ctx, "job attempt failed", "job", id, "retried", retried, "err", err)
+}
+
+// retryDelay answers a lost lease (a worker that crashed or froze) and a hand-back at
+// shutdown with a short delay, so that the user's job resumes quickly; other errors back
+// off exponentially up to a minute.
+func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if errors.Is(err, asynq.ErrLeaseExpired) || errors.Is(err, ErrStopping) {
+		return time.Second
+	}
+	return min(time.Second<<min(n, 6), time.Minute)
+}
