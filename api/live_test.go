@@ -1,0 +1,276 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/longhaul-dev/longhaul/api"
+	"github.com/longhaul-dev/longhaul/jobs"
+)
+
+type message struct {
+	Type   string          `json:"type"`
+	Seq    int64           `json:"seq"`
+	Status string          `json:"status"`
+	FileID int64           `json:"file_id"`
+	Job    *jobs.Job       `json:"job"`
+	Error  json.RawMessage `json:"error"`
+}
+
+func (e *env) dial(t *testing.T, id string, header http.Header) *websocket.Conn {
+	t.Helper()
+	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/ws/download/" + id
+	conn, resp, err := websocket.DefaultDialer.Dial(url, header)
+	if err != nil {
+		t.Fatalf("dial: %v (response %v)", err, resp)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func read(t *testing.T, conn *websocket.Conn) (message, error) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var m message
+	_, data, err := conn.ReadMessage()
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("message is not JSON: %q", data)
+	}
+	return m, nil
+}
+
+// follow reads a live connection to its close and checks the contract's order: a snapshot
+// first, then events whose seq is one above the one before, or a newer snapshot. It
+// returns the messages and the close code.
+func follow(t *testing.T, conn *websocket.Conn) ([]message, int) {
+	t.Helper()
+	var msgs []message
+	for {
+		m, err := read(t, conn)
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return msgs, ce.Code
+		} else if err != nil {
+			t.Fatalf("read after %d messages: %v", len(msgs), err)
+		}
+		switch {
+		case len(msgs) == 0 && m.Type != "snapshot":
+			t.Fatalf("first message is %q, want a snapshot", m.Type)
+		case m.Type == "snapshot" && len(msgs) > 0 && m.Seq < msgs[len(msgs)-1].Seq:
+			t.Fatalf("snapshot %d is older than seq %d already seen", m.Seq, msgs[len(msgs)-1].Seq)
+		case m.Type != "snapshot" && m.Seq != msgs[len(msgs)-1].Seq+1:
+			t.Fatalf("event seq %d after %d: a gap or a repeat", m.Seq, msgs[len(msgs)-1].Seq)
+		}
+		msgs = append(msgs, m)
+	}
+}
+
+func TestWebSocketSendsSnapshotThenEveryEventInOrder(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.newJob(t, 70000, 70001)
+	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: 5})
+	conn := e.dial(t, id, nil)
+
+	done := make(chan struct{})
+	var msgs []message
+	var code int
+	go func() { defer close(done); msgs, code = follow(t, conn) }()
+	for p := 10.0; p < 100; p += 10 {
+		e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: p})
+	}
+	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100})
+	e.update(t, id, jobs.File{ID: 70001, Status: jobs.StatusUnavailable, Percent: 100})
+	if _, err := e.store.Complete(context.Background(), id, "a"); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if code != websocket.CloseNormalClosure {
+		t.Errorf("closed with %d, want 1000 after the final event", code)
+	}
+	last := msgs[len(msgs)-1]
+	if last.Type != "job" || last.Status != "completed" || last.Seq != 14 {
+		t.Errorf("last message = %+v, want the job's completed event at seq 14", last)
+	}
+	if msgs[0].Job == nil || msgs[0].Job.ID != id || msgs[0].Seq != msgs[0].Job.Seq {
+		t.Errorf("snapshot = %+v", msgs[0])
+	}
+}
+
+func TestWebSocketOnAFinishedJobSendsTheSnapshotAndCloses(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.newJob(t, 70001)
+	e.update(t, id, jobs.File{ID: 70001, Status: jobs.StatusUnavailable, Percent: 100})
+	if _, err := e.store.Complete(context.Background(), id, "a"); err != nil {
+		t.Fatal(err)
+	}
+	msgs, code := follow(t, e.dial(t, id, nil))
+	if len(msgs) != 1 || msgs[0].Job.Status != jobs.StatusFailed || code != 1000 {
+		t.Errorf("got %d messages (first %+v) and close %d", len(msgs), msgs[0], code)
+	}
+}
+
+func TestWebSocketUnknownJobAndBadOrigin(t *testing.T) {
+	e := newEnv(t, api.Config{AllowedOrigins: []string{"https://app.example.com"}})
+	conn := e.dial(t, jobs.NewID(), nil)
+	m, err := read(t, conn)
+	if err != nil || m.Type != "error" || !strings.Contains(string(m.Error), `"not_found"`) {
+		t.Errorf("first message = %+v, %v; want a not_found error", m, err)
+	}
+	_, err = read(t, conn)
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != api.CloseNotFound {
+		t.Errorf("then %v, want close 4404", err)
+	}
+
+	id := e.newJob(t, 70000)
+	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/ws/download/" + id
+	_, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {"https://evil.example.com"}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign origin: err %v, response %v; want 403", err, resp)
+	}
+	for _, origin := range []string{"https://app.example.com", e.srv.URL} {
+		e.dial(t, id, http.Header{"Origin": {origin}})
+	}
+	if resp, _ := e.do(t, "GET", "/ws/download/not-a-job", "", ""); resp.StatusCode != 400 {
+		t.Errorf("malformed job id = %d, want 400 before any upgrade", resp.StatusCode)
+	}
+}
+
+func TestSlowClientIsClosedAndOthersGetEverything(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.newJob(t, 70000)
+
+	// The slow client reads nothing, through a small receive buffer, so the server's
+	// queue for it fills.
+	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			c.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return c, err
+	}}
+	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/ws/download/" + id
+	slow, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	healthy := e.dial(t, id, nil)
+	waitFor(t, "both clients watching", func() bool { return e.hub.Watchers() == 2 })
+
+	done := make(chan []message)
+	go func() { msgs, _ := follow(t, healthy); done <- msgs }()
+	// Large events fill every buffer between the server and the slow client quickly.
+	bulk := strings.Repeat("x", 16<<10)
+	const events = 600
+	for i := 1; i <= events; i++ {
+		e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: float64(i) / 10, Error: bulk})
+	}
+	waitFor(t, "the slow client dropped", func() bool { return e.hub.Watchers() == 1 })
+	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100})
+	if _, err := e.store.Complete(context.Background(), id, "a"); err != nil {
+		t.Fatal(err)
+	}
+	msgs := <-done
+	if got := msgs[len(msgs)-1]; got.Status != "completed" || got.Seq != events+3 {
+		t.Errorf("healthy client ended with %+v, want completed at seq %d", got, events+3)
+	}
+}
+
+func TestResyncAfterPubSubConnectionIsKilled(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.newJob(t, 70000)
+	conn := e.dial(t, id, nil)
+	done := make(chan []message)
+	go func() { msgs, _ := follow(t, conn); done <- msgs }()
+	waitFor(t, "client watching", func() bool { return e.hub.Watchers() == 1 })
+
+	ctx := context.Background()
+	if err := e.rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Events published while the hub reconnects are lost to pub/sub; the resync covers them.
+	for p := 1.0; p <= 50; p++ {
+		e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: p})
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100})
+	if _, err := e.store.Complete(ctx, id, "a"); err != nil {
+		t.Fatal(err)
+	}
+	msgs := <-done
+	snapshots := 0
+	for _, m := range msgs {
+		if m.Type == "snapshot" {
+			snapshots++
+		}
+	}
+	if last := msgs[len(msgs)-1]; last.Status != "completed" && (last.Job == nil || last.Job.Status != "completed") {
+		t.Errorf("client ended with %+v, want the completed job", last)
+	}
+	if snapshots < 2 {
+		t.Errorf("client got %d snapshots, want a resync after the connection loss", snapshots)
+	}
+}
+
+func TestServerSentEvents(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.newJob(t, 70000)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/download/"+id+"/events", nil)
+	req.Header.Set("Last-Event-ID", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" || resp.Header.Get("X-Accel-Buffering") != "no" {
+		t.Errorf("headers: %v", resp.Header)
+	}
+	go func() {
+		waitFor(t, "stream watching", func() bool { return e.hub.Watchers() == 1 })
+		e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100})
+		e.store.Complete(context.Background(), id, "a")
+	}()
+	var ids, types []string
+	ended := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			ids = append(ids, strings.TrimPrefix(line, "id: "))
+		case strings.HasPrefix(line, "data: {\"type\""):
+			var m message
+			json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &m)
+			types = append(types, m.Type)
+		case line == "event: end":
+			ended = true
+		}
+	}
+	if strings.Join(ids, ",") != "1,2,3" || strings.Join(types, ",") != "snapshot,file,job" || !ended {
+		t.Errorf("ids %v, types %v, ended %v; want a snapshot at 1, two events and the end", ids, types, ended)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,121 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/hibiken/asynq"
+	"github.com/longhaul-dev/longhaul/api"
+	"github.com/longhaul-dev/longhaul/internal/redistest"
+	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/storage"
+	"github.com/redis/go-redis/v9"
+)
+
+// env is an API on a real Redis with no worker: tests drive jobs through the store.
+type env struct {
+	srv   *httptest.Server
+	api   *api.Server
+	hub   *api.Hub
+	store *jobs.Store
+	files *storage.Dir
+	rdb   *redis.Client
+	redis *redistest.Server
+}
+
+func newEnv(t *testing.T, cfg api.Config) *env {
+	t.Helper()
+	rs := redistest.Start(t, redistest.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	store := jobs.NewStore(rdb, jobs.Options{})
+	files, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := api.NewHub(rdb, store, log)
+	go hub.Run()
+	a := api.New(cfg, api.Deps{
+		Store: store, Queue: asynq.NewClientFromRedisClient(rdb), Tasks: asynq.NewInspectorFromRedisClient(rdb),
+		Files: files, Hub: hub, Log: log,
+		UI:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>longhaul</title>")}},
+		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "dashboard") }),
+	})
+	srv := httptest.NewUnstartedServer(a)
+	srv.Config.RegisterOnShutdown(a.CloseLive)
+	srv.Start()
+	t.Cleanup(func() { srv.Close(); a.CloseLive() })
+	return &env{srv: srv, api: a, hub: hub, store: store, files: files, rdb: rdb, redis: rs}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// do sends a request and returns the response with its body read.
+func (e *env) do(t *testing.T, method, path, contentType, body string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp, string(data)
+}
+
+// keys counts the keys in Redis.
+func (e *env) keys(t *testing.T) int64 {
+	t.Helper()
+	n, err := e.rdb.DBSize(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// newJob creates a job in the store directly, claimed by attempt "a".
+func (e *env) newJob(t *testing.T, fileIDs ...int64) string {
+	t.Helper()
+	id := jobs.NewID()
+	ctx := context.Background()
+	if err := e.store.Create(ctx, id, fileIDs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Claim(ctx, id, "a"); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func (e *env) update(t *testing.T, id string, f jobs.File) {
+	t.Helper()
+	if err := e.store.UpdateFile(context.Background(), id, "a", f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) inspector() *asynq.Inspector { return asynq.NewInspectorFromRedisClient(e.rdb) }
