@@ -13,67 +13,13 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/longhaul-dev/longhaul/api"
+	"github.com/longhaul-dev/longhaul/internal/livetest"
 	"github.com/longhaul-dev/longhaul/jobs"
 )
 
-type message struct {
-	Type   string          `json:"type"`
-	Seq    int64           `json:"seq"`
-	Status string          `json:"status"`
-	FileID int64           `json:"file_id"`
-	Job    *jobs.Job       `json:"job"`
-	Error  json.RawMessage `json:"error"`
-}
-
 func (e *env) dial(t *testing.T, id string, header http.Header) *websocket.Conn {
 	t.Helper()
-	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/ws/download/" + id
-	conn, resp, err := websocket.DefaultDialer.Dial(url, header)
-	if err != nil {
-		t.Fatalf("dial: %v (response %v)", err, resp)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-func read(t *testing.T, conn *websocket.Conn) (message, error) {
-	t.Helper()
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var m message
-	_, data, err := conn.ReadMessage()
-	if err != nil {
-		return m, err
-	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatalf("message is not JSON: %q", data)
-	}
-	return m, nil
-}
-
-// follow reads a live connection to its close and checks the contract's order: a snapshot
-// first, then events whose seq is one above the one before, or a newer snapshot. It
-// returns the messages and the close code.
-func follow(t *testing.T, conn *websocket.Conn) ([]message, int) {
-	t.Helper()
-	var msgs []message
-	for {
-		m, err := read(t, conn)
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) {
-			return msgs, ce.Code
-		} else if err != nil {
-			t.Fatalf("read after %d messages: %v", len(msgs), err)
-		}
-		switch {
-		case len(msgs) == 0 && m.Type != "snapshot":
-			t.Fatalf("first message is %q, want a snapshot", m.Type)
-		case m.Type == "snapshot" && len(msgs) > 0 && m.Seq < msgs[len(msgs)-1].Seq:
-			t.Fatalf("snapshot %d is older than seq %d already seen", m.Seq, msgs[len(msgs)-1].Seq)
-		case m.Type != "snapshot" && m.Seq != msgs[len(msgs)-1].Seq+1:
-			t.Fatalf("event seq %d after %d: a gap or a repeat", m.Seq, msgs[len(msgs)-1].Seq)
-		}
-		msgs = append(msgs, m)
-	}
+	return livetest.Dial(t, e.srv.URL, id, header)
 }
 
 func TestWebSocketSendsSnapshotThenEveryEventInOrder(t *testing.T) {
@@ -83,9 +29,9 @@ func TestWebSocketSendsSnapshotThenEveryEventInOrder(t *testing.T) {
 	conn := e.dial(t, id, nil)
 
 	done := make(chan struct{})
-	var msgs []message
+	var msgs []livetest.Message
 	var code int
-	go func() { defer close(done); msgs, code = follow(t, conn) }()
+	go func() { defer close(done); msgs, code = livetest.Follow(t, conn) }()
 	for p := 10.0; p < 100; p += 10 {
 		e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: p})
 	}
@@ -114,7 +60,7 @@ func TestWebSocketOnAFinishedJobSendsTheSnapshotAndCloses(t *testing.T) {
 	if _, err := e.store.Complete(context.Background(), id, "a"); err != nil {
 		t.Fatal(err)
 	}
-	msgs, code := follow(t, e.dial(t, id, nil))
+	msgs, code := livetest.Follow(t, e.dial(t, id, nil))
 	if len(msgs) != 1 || msgs[0].Job.Status != jobs.StatusFailed || code != 1000 {
 		t.Errorf("got %d messages (first %+v) and close %d", len(msgs), msgs[0], code)
 	}
@@ -123,11 +69,11 @@ func TestWebSocketOnAFinishedJobSendsTheSnapshotAndCloses(t *testing.T) {
 func TestWebSocketUnknownJobAndBadOrigin(t *testing.T) {
 	e := newEnv(t, api.Config{AllowedOrigins: []string{"https://app.example.com"}})
 	conn := e.dial(t, jobs.NewID(), nil)
-	m, err := read(t, conn)
+	m, err := livetest.Read(t, conn)
 	if err != nil || m.Type != "error" || !strings.Contains(string(m.Error), `"not_found"`) {
 		t.Errorf("first message = %+v, %v; want a not_found error", m, err)
 	}
-	_, err = read(t, conn)
+	_, err = livetest.Read(t, conn)
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != api.CloseNotFound {
 		t.Errorf("then %v, want close 4404", err)
@@ -169,8 +115,8 @@ func TestSlowClientIsClosedAndOthersGetEverything(t *testing.T) {
 	healthy := e.dial(t, id, nil)
 	waitFor(t, "both clients watching", func() bool { return e.hub.Watchers() == 2 })
 
-	done := make(chan []message)
-	go func() { msgs, _ := follow(t, healthy); done <- msgs }()
+	done := make(chan []livetest.Message)
+	go func() { msgs, _ := livetest.Follow(t, healthy); done <- msgs }()
 	// Large events fill every buffer between the server and the slow client quickly.
 	bulk := strings.Repeat("x", 16<<10)
 	const events = 600
@@ -192,11 +138,12 @@ func TestResyncAfterPubSubConnectionIsKilled(t *testing.T) {
 	e := newEnv(t, api.Config{})
 	id := e.newJob(t, 70000)
 	conn := e.dial(t, id, nil)
-	done := make(chan []message)
-	go func() { msgs, _ := follow(t, conn); done <- msgs }()
-	waitFor(t, "client watching", func() bool { return e.hub.Watchers() == 1 })
-
+	done := make(chan []livetest.Message)
+	go func() { msgs, _ := livetest.Follow(t, conn); done <- msgs }()
 	ctx := context.Background()
+	waitFor(t, "the hub subscribed", func() bool {
+		return e.rdb.PubSubNumSub(ctx, jobs.Channel(id)).Val()[jobs.Channel(id)] == 1
+	})
 	if err := e.rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +199,7 @@ func TestServerSentEvents(t *testing.T) {
 		case strings.HasPrefix(line, "id: "):
 			ids = append(ids, strings.TrimPrefix(line, "id: "))
 		case strings.HasPrefix(line, "data: {\"type\""):
-			var m message
+			var m livetest.Message
 			json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &m)
 			types = append(types, m.Type)
 		case line == "event: end":

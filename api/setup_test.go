@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
 
+	"github.com/gin-gonic/gin"
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/api"
 	"github.com/longhaul-dev/longhaul/internal/redistest"
@@ -17,6 +19,11 @@ import (
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/redis/go-redis/v9"
 )
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	os.Exit(m.Run())
+}
 
 // env is an API on a real Redis with no worker: tests drive jobs through the store.
 type env struct {
