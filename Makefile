@@ -1,0 +1,51 @@
+# longhaul: the two commands are `make run` and `make test`.
+
+GO     ?= go
+BIN    := bin/longhaul
+UI     := frontend/dist/app/index.html
+UI_SRC := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
+          $(wildcard frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json frontend/package.json)
+NPM_OK := frontend/node_modules/.package-lock.json
+
+.DEFAULT_GOAL := build
+.PHONY: build run dev test test-go test-ui e2e ui test-deps clean
+
+## build: the UI (npm ci + Vite, when its sources changed) and bin/longhaul with it embedded
+build: $(UI)
+	$(GO) build -o $(BIN) ./cmd/longhaul
+
+ui: $(UI)
+
+$(UI): $(NPM_OK) $(UI_SRC)
+	cd frontend && npm run build
+
+$(NPM_OK): frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+
+## run: build everything and start API, worker and dashboard on http://localhost:3000
+run: build
+	./$(BIN) serve
+
+## dev: the Vite dev server on http://localhost:5174, proxying to `make run` on :3000
+dev: $(NPM_OK)
+	cd frontend && npm run dev
+
+## test: every test: Go (real redis-server, race detector), UI unit tests, browser tests
+test: test-go test-ui e2e
+
+test-deps:
+	scripts/ensure-redis.sh
+
+test-go: test-deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-ui: $(NPM_OK)
+	cd frontend && npm test
+
+e2e: build
+	scripts/ensure-chromium.sh
+	cd frontend && LONGHAUL_BIN=../$(BIN) npm run e2e
+
+clean:
+	rm -rf bin frontend/dist/app

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/longhaul-dev/longhaul/internal/redistest"
+	"github.com/longhaul-dev/longhaul/jobs"
+)
+
+// TestWorkerKilledMidFile kills a worker process with SIGKILL while it prepares files. The
+// job still completes on another worker, and the audit kept in Redis shows that no file was
+// made ready twice.
+func TestWorkerKilledMidFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for asynq's lease to expire (about a minute)")
+	}
+	rs := redistest.Start(t, redistest.Options{})
+	env := fastEnv(t, rs.URL(), "LONGHAUL_FILE_TIME_MIN", "1s", "LONGHAUL_FILE_TIME_MAX", "1500ms",
+		"LONGHAUL_FILE_CONCURRENCY", "2")
+	base := startRun(t, "api", env)
+	first := startChild(t, "worker", env)
+
+	c := client{t, base}
+	ids := []int64{70000, 70007, 70014, 70021, 70028, 70035}
+	code, body := c.post(ids...)
+	if code != http.StatusAccepted {
+		t.Fatalf("initiate = %d %v", code, body)
+	}
+	p := &poller{client: c, id: body["job_id"].(string)}
+	waitFor(t, time.Minute, "one file ready and another part-way", func() bool {
+		ready, midway := 0, 0
+		for _, f := range p.poll().Files {
+			if f.Status == "ready" {
+				ready++
+			} else if f.Status == "processing" && f.Percent > 0 {
+				midway++
+			}
+		}
+		return ready > 0 && midway > 0
+	})
+	first.signal(syscall.SIGKILL)
+	readyBefore := countReady(p.poll())
+	startChild(t, "worker", env)
+
+	// asynq hands the task on once the dead worker's lease has expired and its recoverer
+	// has run: about a minute, two at worst.
+	final := p.untilDone(4 * time.Minute)
+	if final.Status != "completed" || countReady(final) != len(ids) {
+		t.Fatalf("job ended %s with %d files ready, want completed with %d", final.Status, countReady(final), len(ids))
+	}
+	audit, err := jobs.NewStore(rs.Client(), jobs.Options{}).Audit(context.Background(), p.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := map[string]int{}
+	attempts := map[string]bool{}
+	for _, entry := range audit {
+		file, attempt, _ := strings.Cut(entry, " ")
+		made[file]++
+		attempts[attempt] = true
+	}
+	for _, id := range ids {
+		if n := made[jsonNumber(id)]; n != 1 {
+			t.Errorf("file %d was made ready %d times, want once (audit %v)", id, n, audit)
+		}
+	}
+	if readyBefore < len(ids) && len(attempts) < 2 {
+		t.Errorf("audit names %d attempt(s); the files left at the kill should be another attempt's", len(attempts))
+	}
+}
+
+func countReady(s jobStatus) int {
+	n := 0
+	for _, f := range s.Files {
+		if f.Status == "ready" {
+			n++
+		}
+	}
+	return n
+}
+
+func jsonNumber(id int64) string {
+	b, _ := json.Marshal(id)
+	return string(b)
+}
+
+// TestRedisOutage takes Redis away under a running server: requests are refused with 503
+// and nothing is half-written; when Redis is back, the server recovers by itself.
+func TestRedisOutage(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendOnly: true})
+	base := startRun(t, "serve", fastEnv(t, rs.URL()))
+	c := client{t, base}
+	code, body := c.post(70000, 70001)
+	if code != http.StatusAccepted {
+		t.Fatalf("initiate = %d %v", code, body)
+	}
+	before := &poller{client: c, id: body["job_id"].(string)}
+	before.untilDone(time.Minute)
+	// AOF with everysec makes what was acknowledged a second ago durable.
+	time.Sleep(1500 * time.Millisecond)
+	keys := jobKeys(t, rs)
+
+	rs.Kill()
+	code, body = c.post(70007)
+	errBody, _ := body["error"].(map[string]any)
+	if code != http.StatusServiceUnavailable || errBody["code"] != "unavailable" {
+		t.Errorf("initiate without Redis = %d %v, want 503 unavailable", code, body)
+	}
+	resp, err := http.Post(base+"/v1/download/initiate", "application/json", strings.NewReader(`{"file_ids":[7]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Retry-After") == "" {
+		t.Errorf("503 without Retry-After")
+	}
+	if got := statusCode(t, base+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz without Redis = %d, want 503", got)
+	}
+	if got := statusCode(t, base+"/v1/download/status/"+before.id); got != http.StatusServiceUnavailable {
+		t.Errorf("status without Redis = %d, want 503", got)
+	}
+
+	rs.Restart()
+	waitFor(t, time.Minute, "/readyz to recover", func() bool { return statusCode(t, base+"/readyz") == 200 })
+	if got := jobKeys(t, rs); got != keys {
+		t.Errorf("Redis holds %d job and task keys after the outage, %d before: refused requests wrote something", got, keys)
+	}
+	if s := before.poll(); s.Status != "completed" {
+		t.Errorf("job finished before the outage is %s after it", s.Status)
+	}
+	code, body = c.post(70007)
+	if code != http.StatusAccepted {
+		t.Fatalf("initiate after recovery = %d %v", code, body)
+	}
+	after := &poller{client: c, id: body["job_id"].(string)}
+	if s := after.untilDone(2 * time.Minute); s.Status != "completed" {
+		t.Errorf("job started after recovery ended %s", s.Status)
+	}
+}
+
+// jobKeys counts the keys of jobs and their tasks (asynq's statistics and heartbeats
+// change on their own and are left out).
+func jobKeys(t *testing.T, rs *redistest.Server) int {
+	t.Helper()
+	n := 0
+	for _, pattern := range []string{"longhaul:*", "asynq:{downloads}:t:*"} {
+		keys, err := rs.Client().Keys(context.Background(), pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(keys)
+	}
+	return n
+}
+
+func statusCode(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets a test run longhaul in a child process, to kill it the way production
+// does: the test binary re-executes itself with LONGHAUL_TEST_ARGS set.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("LONGHAUL_TEST_ARGS"); args != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		err := run(ctx, append([]string{"longhaul"}, strings.Fields(args)...), os.Getenv, os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fastEnv is the environment of a test server: short file times, small files.
+func fastEnv(t *testing.T, redisURL string, extra ...string) map[string]string {
+	env := map[string]string{
+		"REDIS_URL":              redisURL,
+		"LONGHAUL_ADDR":          "127.0.0.1:0",
+		"LONGHAUL_STORAGE_DIR":   t.TempDir(),
+		"LONGHAUL_FILE_TIME_MIN": "200ms",
+		"LONGHAUL_FILE_TIME_MAX": "600ms",
+		"LONGHAUL_FILE_SIZE_MAX": "64KiB",
+		"LONGHAUL_LOG_LEVEL":     "warn",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	return env
+}
+
+// startRun runs longhaul in this process, as `longhaul mode`, and returns its base URL.
+// The server is shut down, and awaited, when the test ends.
+func startRun(t *testing.T, mode string, env map[string]string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &addrWriter{found: make(chan string, 1)}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"longhaul", mode}, func(k string) string { return env[k] }, out, logWriter{t})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run ended with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("run did not shut down within 30s")
+		}
+	})
+	select {
+	case addr := <-out.found:
+		waitFor(t, time.Minute, "/healthz", func() bool {
+			resp, err := http.Get(addr + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+			}
+			return err == nil && resp.StatusCode == 200
+		})
+		return addr
+	case err := <-done:
+		t.Fatalf("run failed to start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run printed no address within 30s")
+	}
+	return ""
+}
+
+// addrWriter takes the address from the "listening on" line run prints.
+type addrWriter struct {
+	once  sync.Once
+	found chan string
+}
+
+func (w *addrWriter) Write(p []byte) (int, error) {
+	if _, addr, ok := strings.Cut(string(p), "listening on "); ok {
+		w.once.Do(func() { w.found <- strings.TrimSpace(addr) })
+	}
+	return len(p), nil
+}
+
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// child is longhaul running in a child process.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startChild runs `longhaul mode` in a child process, stopped when the test ends.
+func startChild(t *testing.T, mode string, env map[string]string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "LONGHAUL_TEST_ARGS="+mode)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = io.Discard, logWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() { c.signal(syscall.SIGKILL) })
+	return c
+}
+
+func (c *child) signal(sig syscall.Signal) {
+	select {
+	case <-c.done:
+	default:
+		c.cmd.Process.Signal(sig)
+		<-c.done
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// client is a REST client of one server, as scripts use it.
+type client struct {
+	t    *testing.T
+	base string
+}
+
+func (c client) post(ids ...int64) (int, map[string]any) {
+	c.t.Helper()
+	body, _ := json.Marshal(map[string]any{"file_ids": ids})
+	resp, err := http.Post(c.base+"/v1/download/initiate", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// jobStatus is the status body, as far as the tests read it.
+type jobStatus struct {
+	JobID    string `json:"job_id"`
+	Status   string `json:"status"`
+	Seq      int64  `json:"seq"`
+	Progress struct {
+		Percent float64 `json:"percent"`
+	} `json:"progress"`
+	Files []struct {
+		FileID      int64   `json:"file_id"`
+		Status      string  `json:"status"`
+		Percent     float64 `json:"percent"`
+		Size        int64   `json:"size"`
+		DownloadURL string  `json:"download_url"`
+	} `json:"files"`
+}
+
+func (s jobStatus) terminal() bool {
+	return s.Status == "completed" || s.Status == "failed" || s.Status == "canceled"
+}
+
+// poller follows a job through the status endpoint with If-None-Match, and checks that no
+// percent ever goes backwards.
+type poller struct {
+	client
+	id         string
+	etag       string
+	last       jobStatus
+	notChanged int
+	filePct    map[int64]float64
+}
+
+func (p *poller) poll() jobStatus {
+	p.t.Helper()
+	req, _ := http.NewRequest("GET", p.base+"/v1/download/status/"+p.id, nil)
+	if p.etag != "" {
+		req.Header.Set("If-None-Match", p.etag)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("poll: %v", err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		p.notChanged++
+		return p.last
+	case http.StatusOK:
+	default:
+		p.t.Fatalf("poll: status %d", resp.StatusCode)
+	}
+	var s jobStatus
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		p.t.Fatal(err)
+	}
+	if s.Progress.Percent < p.last.Progress.Percent {
+		p.t.Errorf("job percent went back from %v to %v", p.last.Progress.Percent, s.Progress.Percent)
+	}
+	if p.filePct == nil {
+		p.filePct = map[int64]float64{}
+	}
+	for _, f := range s.Files {
+		if f.Percent < p.filePct[f.FileID] {
+			p.t.Errorf("file %d went back from %v%% to %v%%", f.FileID, p.filePct[f.FileID], f.Percent)
+		}
+		p.filePct[f.FileID] = f.Percent
+	}
+	p.etag, p.last = resp.Header.Get("ETag"), s
+	return s
+}
+
+// untilDone polls until the job is terminal.
+func (p *poller) untilDone(limit time.Duration) jobStatus {
+	p.t.Helper()
+	waitFor(p.t, limit, fmt.Sprintf("job %s to finish", p.id), func() bool { return p.poll().terminal() })
+	return p.last
+}
