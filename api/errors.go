@@ -65,6 +65,9 @@ func apiError(c *gin.Context, log *slog.Logger, err error) *Error {
 		return notFound("no job with this id (it may have expired)")
 	case errors.Is(err, jobs.ErrFinished):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "the job has already finished"}
+	case errors.Is(err, jobs.ErrKeyReused):
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "Idempotency-Key",
+			Message: "this Idempotency-Key was used with a different request; use a new key for a new request"}
 	}
 	log.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method,
 		"path", c.FullPath(), "job", c.Param("job_id"), "err", err)

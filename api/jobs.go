@@ -26,6 +26,7 @@ import (
 // JobStore is what the API needs of the job store.
 type JobStore interface {
 	Create(ctx context.Context, id string, fileIDs []int64) error
+	CreateIdempotent(ctx context.Context, id string, fileIDs []int64, key string) (jobID string, created bool, err error)
 	Delete(ctx context.Context, id string) error
 	Get(ctx context.Context, id string) (*jobs.Job, error)
 	Cancel(ctx context.Context, id string) (*jobs.Job, error)
@@ -87,15 +88,29 @@ func linksOf(id string) jobLinks {
 
 func handleInitiate(store JobStore, queue Enqueuer, maxFiles int, opts tasks.Options, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		key, err := idempotencyKey(c.Request)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
 		fileIDs, err := readInitiate(c.Request, maxFiles)
 		if err != nil {
 			writeError(c, log, err)
 			return
 		}
 		ctx := c.Request.Context()
-		id := jobs.NewID()
-		if err := store.Create(ctx, id, fileIDs); err != nil {
+		id, created := jobs.NewID(), true
+		if key != "" {
+			id, created, err = store.CreateIdempotent(ctx, id, fileIDs, key)
+		} else {
+			err = store.Create(ctx, id, fileIDs)
+		}
+		if err != nil {
 			writeError(c, log, err)
+			return
+		}
+		if !created {
+			replayInitiate(c, store, id, log)
 			return
 		}
 		if err := enqueue(ctx, queue, id, len(fileIDs), opts); err != nil {
@@ -112,6 +127,37 @@ func handleInitiate(store JobStore, queue Enqueuer, maxFiles int, opts tasks.Opt
 		c.JSON(http.StatusAccepted, initiateResponse{JobID: id, Status: string(jobs.StatusQueued),
 			TotalFiles: len(fileIDs), Links: linksOf(id)})
 	}
+}
+
+// replayInitiate answers a request whose idempotency key names a job already: 200 with
+// what the first answer said, and the job's current status.
+func replayInitiate(c *gin.Context, store JobStore, id string, log *slog.Logger) {
+	job, err := store.Get(c.Request.Context(), id)
+	if err != nil {
+		writeError(c, log, err)
+		return
+	}
+	c.Header("Location", linksOf(id).Status)
+	c.JSON(http.StatusOK, initiateResponse{JobID: id, Status: string(job.Status),
+		TotalFiles: len(job.Files), Links: linksOf(id)})
+}
+
+// idempotencyKey reads the optional Idempotency-Key header: 1 to 255 printable ASCII
+// characters.
+func idempotencyKey(r *http.Request) (string, error) {
+	values, present := r.Header["Idempotency-Key"]
+	if !present {
+		return "", nil
+	}
+	key := values[0]
+	valid := len(values) == 1 && len(key) >= 1 && len(key) <= 255
+	for i := 0; valid && i < len(key); i++ {
+		valid = key[i] >= 0x20 && key[i] <= 0x7e
+	}
+	if !valid {
+		return "", invalid("Idempotency-Key", "Idempotency-Key must be one value of 1 to 255 printable ASCII characters")
+	}
+	return key, nil
 }
 
 func enqueue(ctx context.Context, queue Enqueuer, id string, files int, opts tasks.Options) error {

@@ -81,6 +81,19 @@ func (s *Store) timestamp() string { return s.now().UTC().Format(time.RFC3339) }
 
 // Create stores a new queued job with the given files, in one transaction.
 func (s *Store) Create(ctx context.Context, id string, fileIDs []int64) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		s.queueCreate(ctx, p, id, fileIDs, "")
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", id, err)
+	}
+	return nil
+}
+
+// queueCreate queues the commands that create a job; idemKey names its idempotency key,
+// if it has one.
+func (s *Store) queueCreate(ctx context.Context, p redis.Pipeliner, id string, fileIDs []int64, idemKey string) {
 	now := s.timestamp()
 	ids := make([]string, len(fileIDs))
 	fields := []any{"id", id, "status", string(StatusQueued), "seq", 0, "created_at", now,
@@ -91,20 +104,21 @@ func (s *Store) Create(ctx context.Context, id string, fileIDs []int64) error {
 		fields = append(fields, "f:"+ids[i], entry, "s:"+ids[i], string(StatusQueued), "p:"+ids[i], 0)
 	}
 	fields = append(fields, "files", strings.Join(ids, ","))
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, jobKey(id), fields...)
-		p.Expire(ctx, jobKey(id), s.activeTTL)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("create job %s: %w", id, err)
+	if idemKey != "" {
+		fields = append(fields, "idempotency_key", idemKey)
 	}
-	return nil
+	p.HSet(ctx, jobKey(id), fields...)
+	p.Expire(ctx, jobKey(id), s.activeTTL)
 }
 
-// Delete removes a job. The API uses it to take back a job whose task could not be queued.
+// Delete removes a job and its idempotency key. The API uses it to take back a job whose
+// task could not be queued, so that a retry with the same key starts afresh.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if err := s.rdb.Del(ctx, jobKey(id), auditKey(id)).Err(); err != nil {
+	keys := []string{jobKey(id), auditKey(id)}
+	if ik, err := s.rdb.HGet(ctx, jobKey(id), "idempotency_key").Result(); err == nil {
+		keys = append(keys, ik)
+	}
+	if err := s.rdb.Del(ctx, keys...).Err(); err != nil {
 		return fmt.Errorf("delete job %s: %w", id, err)
 	}
 	return nil
@@ -211,6 +225,9 @@ func (s *Store) finish(ctx context.Context, mode, id, token string, jobErr Error
 	}
 	if code, ok := res.(int64); ok {
 		return "", scriptError(code)
+	}
+	if err := s.expireIdempotencyKey(ctx, id); err != nil {
+		return "", err
 	}
 	return Status(res.(string)), nil
 }
