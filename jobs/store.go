@@ -275,3 +275,12 @@ func (s *Store) Audit(ctx context.Context, id string) ([]string, error) {
 func (s *Store) Ping(ctx context.Context) error {
 	return s.rdb.Ping(ctx).Err()
 }
+
+// Exists reports whether job id still has a record: false once it expired.
+func (s *Store) Exists(ctx context.Context, id string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, jobKey(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("check job %s: %w", id, err)
+	}
+	return n == 1, nil
+}

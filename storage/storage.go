@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // ErrNotFound: no such file is stored.
@@ -117,4 +118,22 @@ func (d *Dir) RemoveJob(jobID string) error {
 		return fmt.Errorf("remove files of job %s: %w", jobID, err)
 	}
 	return nil
+}
+
+// Jobs lists the jobs that have files stored, with the time their folder last changed.
+func (d *Dir) Jobs() (map[string]time.Time, error) {
+	entries, err := os.ReadDir(d.root)
+	if err != nil {
+		return nil, fmt.Errorf("list storage directory: %w", err)
+	}
+	out := make(map[string]time.Time, len(entries))
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			out[e.Name()] = info.ModTime()
+		}
+	}
+	return out, nil
 }

@@ -279,3 +279,25 @@ func TestShutdownHandsTheJobBack(t *testing.T) {
 		t.Errorf("a handed-back job waits %v before its retry", d)
 	}
 }
+
+func TestJobPastItsTimeoutFailsAndKeepsReadyFiles(t *testing.T) {
+	slow := Source{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
+	s := newSetup(t, Config{Source: slow, FileConcurrency: 1})
+	id := s.newJob(t, 7, 14)
+	// File 7 was stored by an earlier attempt, so it turns ready at once; 14 takes 10 s.
+	if _, err := s.files.Write(id, 7, "earlier", slow.Content(7)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.process(ctx, t, id); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("attempt returned %v, want the deadline", err)
+	}
+	job, _ := s.store.Get(context.Background(), id)
+	if job.Status != jobs.StatusFailed || job.Error == nil || job.Error.Code != jobs.ErrorCodeTimeout {
+		t.Fatalf("job = %s with error %+v, want failed with timeout", job.Status, job.Error)
+	}
+	if job.Files[0].Status != jobs.StatusReady || job.Files[1].Status != jobs.StatusFailed || job.Files[1].Error == "" {
+		t.Errorf("files = %+v, want 7 still ready and 14 failed with the reason", job.Files)
+	}
+}

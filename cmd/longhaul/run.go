@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -92,6 +93,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer w.Shutdown()
 		log.Info("worker started", "concurrency", cfg.WorkerConcurrency, "file_concurrency", cfg.FileConcurrency)
+
+		// Redis expires finished jobs; the janitor then removes their files.
+		sweep, stopSweep := context.WithCancel(ctx)
+		var swept sync.WaitGroup
+		swept.Go(func() {
+			worker.NewJanitor(store, files, log.With("component", "janitor")).Run(sweep, time.Minute)
+		})
+		defer func() { stopSweep(); swept.Wait() }()
 	}
 
 	serveErr := make(chan error, 1)
