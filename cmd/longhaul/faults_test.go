@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"syscall"
@@ -168,4 +169,20 @@ func statusCode(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestRefusesARedisThatEvicts: eviction silently loses jobs and leases, so longhaul will
+// not start on such a Redis unless the operator opts out.
+func TestRefusesARedisThatEvicts(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	if err := rs.Client().ConfigSet(context.Background(), "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	env := fastEnv(t, rs.URL())
+	err := run(t.Context(), []string{"longhaul", "worker"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "noeviction") || !strings.Contains(err.Error(), "LONGHAUL_ALLOW_EVICTION") {
+		t.Errorf("run on an evicting Redis = %v, want a refusal that says how to fix it", err)
+	}
+	env["LONGHAUL_ALLOW_EVICTION"] = "true"
+	startRun(t, "api", env)
 }
