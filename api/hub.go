@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/longhaul-dev/longhaul/jobs"
@@ -45,6 +46,9 @@ type Hub struct {
 	// pending counts SUBSCRIBE commands whose confirmation has not arrived, per channel,
 	// so a topic is ready only once its own subscription is live; guarded by mu.
 	pending map[string]int
+
+	// slowClosed counts the clients closed for falling behind, for the logs.
+	slowClosed atomic.Int64
 
 	// ctx ends the hub's background work: the receive loop and resyncs.
 	ctx  context.Context
@@ -253,6 +257,13 @@ func (h *Hub) resyncAll() {
 	for _, w := range ws {
 		w.resync()
 	}
+}
+
+// ClosedSlow records that a client was closed for falling behind, and logs it with the
+// running count.
+func (h *Hub) ClosedSlow(channel, job string, buffered int) {
+	h.log.Warn("slow live client closed; it will reconnect and resync", "channel", channel, "job", job,
+		"buffered", buffered, "slow_clients_closed", h.slowClosed.Add(1))
 }
 
 // Watchers counts the live clients, for logs and tests.

@@ -57,7 +57,7 @@ func New(cfg Config, d Deps) *Server {
 		cfg.PingInterval = 20 * time.Second
 	}
 	log := d.Log.With("component", "api")
-	ws := newMelody(cfg.PingInterval, cfg.AllowedOrigins, log)
+	ws := newMelody(cfg.PingInterval, cfg.AllowedOrigins, d.Hub)
 	watchOnConnect(ws, d.Hub, log)
 
 	r := gin.New()

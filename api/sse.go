@@ -88,7 +88,7 @@ func handleEvents(hub *Hub, ping time.Duration, log *slog.Logger) gin.HandlerFun
 				if sink.code == 1000 {
 					stream.write("event: end\ndata: {}\n\n")
 				} else if sink.code == 1008 {
-					log.Warn("slow live client closed", "job", c.Param("job_id"), "buffered", sseBuffer)
+					hub.ClosedSlow("sse", c.Param("job_id"), sseBuffer)
 				}
 				return
 			case <-ctx.Done():

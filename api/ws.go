@@ -28,7 +28,7 @@ const wsBuffer = 64
 // newMelody configures melody for live progress: pings often enough for proxies with a 30 s
 // idle limit, a small read limit (clients send nothing), an Origin check, and a slow client
 // closed rather than silently skipped.
-func newMelody(ping time.Duration, allowed []string, log *slog.Logger) *melody.Melody {
+func newMelody(ping time.Duration, allowed []string, hub *Hub) *melody.Melody {
 	m := melody.New()
 	m.Config.PingPeriod = ping
 	m.Config.PongWait = ping + 10*time.Second
@@ -46,7 +46,8 @@ func newMelody(ping time.Duration, allowed []string, log *slog.Logger) *melody.M
 		if errors.Is(err, melody.ErrMessageBufferFull) {
 			// melody would drop this message and carry on, and its close message would
 			// queue behind the full buffer: close the connection underneath instead.
-			log.Warn("slow live client closed", "job", s.Keys["job"], "buffered", wsBuffer)
+			id, _ := s.Keys["job"].(string)
+			hub.ClosedSlow("websocket", id, wsBuffer)
 			s.WebsocketConnection().Close()
 		}
 	})

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,12 +36,27 @@ func TestShutdownClosesLiveClientsWith1001(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("initiate = %d %v", code, body)
 	}
-	conn := livetest.Dial(t, base, body["job_id"].(string), nil)
+	id := body["job_id"].(string)
+	conn := livetest.Dial(t, base, id, nil)
 	if m, err := livetest.Read(t, conn); err != nil || m.Type != "snapshot" {
 		t.Fatalf("first message %+v, %v", m, err)
 	}
+	stream, err := http.Get(base + "/v1/download/" + id + "/events")
+	if err != nil || stream.StatusCode != 200 {
+		t.Fatalf("SSE: %v %v", stream, err)
+	}
+	defer stream.Body.Close()
+	sse := bufio.NewReader(stream.Body)
+	if line, err := sse.ReadString('\n'); err != nil || !strings.HasPrefix(line, ":") {
+		t.Fatalf("SSE first line %q, %v", line, err)
+	}
 
 	cancel()
+	// The stream ends without an "end" event, so the client reconnects elsewhere.
+	rest, _ := io.ReadAll(sse)
+	if strings.Contains(string(rest), "event: end") {
+		t.Errorf("SSE stream said the job ended at shutdown: %q", rest)
+	}
 	var closeErr *websocket.CloseError
 	for {
 		_, err := livetest.Read(t, conn)
