@@ -237,3 +237,22 @@ func TestPageRoutes(t *testing.T) {
 		t.Errorf("/readyz = %d", resp.StatusCode)
 	}
 }
+
+func TestCORSForAllowedOriginsOnly(t *testing.T) {
+	e := newEnv(t, api.Config{AllowedOrigins: []string{"https://app.example.com"}})
+	resp, _ := e.do(t, "OPTIONS", "/v1/download/initiate", "", "", "Origin", "https://app.example.com",
+		"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type, idempotency-key")
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Idempotency-Key") {
+		t.Errorf("preflight = %d %v", resp.StatusCode, resp.Header)
+	}
+	resp, _ = e.do(t, "GET", "/v1/download/status/"+jobs.NewID(), "", "", "Origin", "https://app.example.com")
+	if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "ETag") {
+		t.Errorf("CORS headers on a GET: %v", resp.Header)
+	}
+	resp, _ = e.do(t, "GET", "/v1/download/status/"+jobs.NewID(), "", "", "Origin", "https://evil.example.com")
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("a foreign origin got CORS headers: %v", resp.Header)
+	}
+}

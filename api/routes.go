@@ -23,7 +23,8 @@ type Config struct {
 	// PingInterval is how often live connections are pinged (WebSocket) or sent a comment
 	// (SSE). If zero, 20 s is used.
 	PingInterval time.Duration
-	// AllowedOrigins are origins besides the server's own that may open live connections.
+	// AllowedOrigins are origins besides the server's own that may open live connections
+	// and call the API from a browser (CORS).
 	AllowedOrigins []string
 	// Tasks derive the limits of enqueued tasks.
 	Tasks tasks.Options
@@ -65,7 +66,7 @@ func New(cfg Config, d Deps) *Server {
 	// refused as a malformed id, not routed elsewhere.
 	r.UseRawPath = true
 	r.RedirectTrailingSlash = false
-	r.Use(recovery(log), accessLog(log))
+	r.Use(recovery(log), accessLog(log), cors(cfg.AllowedOrigins))
 
 	r.GET("/healthz", handleHealth)
 	r.GET("/readyz", handleReady(d.Store, log))
