@@ -1,0 +1,116 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { FileEvent, JobSnapshot } from '../api/types';
+import { FakeServer } from '../test/fakes';
+import { JobStore } from './jobStore';
+
+const JOB = 'dl_01JH3W7ZK8Q4X9V2N6M5R0T8YB';
+
+function synced(ids = [1, 2, 3, 4]) {
+  const server = new FakeServer(JOB, ids);
+  const store = new JobStore(JOB, () => 5000);
+  store.applySnapshot(server.job);
+  return { server, store };
+}
+
+describe('JobStore', () => {
+  it('seeds a new job as all files queued, then takes the first snapshot', () => {
+    const store = new JobStore(JOB, () => 0);
+    store.seed([7, 14]);
+    expect(store.getSummary()).toMatchObject({ synced: false, seq: -1, fileIds: [7, 14] });
+    expect(store.getFile(7)).toEqual({ file_id: 7, status: 'queued', percent: 0 });
+    const server = new FakeServer(JOB, [7, 14]);
+    expect(store.applySnapshot(server.job)).toBe(true);
+    expect(store.getSummary()).toMatchObject({ synced: true, seq: 0 });
+  });
+
+  it('applies only the event that follows its seq', () => {
+    const { server, store } = synced();
+    const e1 = server.updateFile(1, { status: 'processing', percent: 10 });
+    const e2 = server.updateFile(1, { status: 'processing', percent: 20 });
+    expect(store.applyEvent(e2)).toBe('gap');
+    expect(store.getFile(1)?.percent).toBe(0);
+    expect(store.applyEvent(e1)).toBe('applied');
+    expect(store.applyEvent(e1)).toBe('stale');
+    expect(store.applyEvent(e2)).toBe('applied');
+    expect(store.getSummary().seq).toBe(2);
+  });
+
+  it('reports a gap for any event before the first snapshot', () => {
+    const store = new JobStore(JOB);
+    store.seed([1]);
+    const ev: FileEvent = { type: 'file', seq: 0, job_id: JOB, file_id: 1, status: 'processing', percent: 5 };
+    expect(store.applyEvent(ev)).toBe('gap');
+  });
+
+  it('keeps progress from going backwards and finished files finished', () => {
+    const { server, store } = synced();
+    store.applyEvent(server.updateFile(1, { status: 'processing', percent: 80 }));
+    store.applyEvent(server.updateFile(1, { status: 'processing', percent: 30, attempt: 2 }));
+    expect(store.getFile(1)).toMatchObject({ percent: 80, attempt: 2 });
+    store.applyEvent(server.updateFile(2, { status: 'ready', percent: 100, size: 9, download_url: '/d/2' }));
+    store.applyEvent(server.updateFile(2, { status: 'processing', percent: 50 }));
+    expect(store.getFile(2)).toMatchObject({ status: 'ready', percent: 100, download_url: '/d/2' });
+    expect(store.getSummary().progress.percent).toBe(45);
+  });
+
+  it('ignores an older snapshot and takes a newer one', () => {
+    const { server, store } = synced();
+    const old = structuredClone(server.job);
+    store.applyEvent(server.updateFile(3, { status: 'processing', percent: 50 }));
+    expect(store.applySnapshot(old)).toBe(false);
+    expect(store.getFile(3)?.percent).toBe(50);
+    server.updateFile(3, { status: 'unavailable', percent: 100, error: 'file 3 is not available' });
+    expect(store.applySnapshot(server.job)).toBe(true);
+    expect(store.getFile(3)).toEqual({ file_id: 3, status: 'unavailable', percent: 100, error: 'file 3 is not available' });
+  });
+
+  it('counts files by status as events arrive', () => {
+    const { server, store } = synced();
+    store.applyEvent(server.updateFile(1, { status: 'ready', percent: 100 }));
+    store.applyEvent(server.updateFile(2, { status: 'unavailable', percent: 100 }));
+    store.applyEvent(server.updateFile(3, { status: 'failed', percent: 100, error: 'boom' }));
+    expect(store.getSummary().progress).toEqual({
+      percent: 75,
+      files_total: 4,
+      files_done: 3,
+      files_ready: 1,
+      files_unavailable: 1,
+      files_failed: 1,
+    });
+  });
+
+  it('never leaves a terminal job status', () => {
+    const { server, store } = synced();
+    store.applyEvent(server.finish('canceled'));
+    const later: JobSnapshot = { ...server.job, seq: server.job.seq + 1, status: 'processing' };
+    store.applySnapshot(later);
+    expect(store.getSummary().status).toBe('canceled');
+  });
+
+  it('tells a file’s subscribers only about that file', () => {
+    const { server, store } = synced();
+    const one = vi.fn();
+    const two = vi.fn();
+    const summary = vi.fn();
+    store.subscribeFile(1, one);
+    store.subscribeFile(2, two);
+    store.subscribe(summary);
+    store.applyEvent(server.updateFile(1, { status: 'processing', percent: 10 }));
+    expect(one).toHaveBeenCalledTimes(1);
+    expect(two).not.toHaveBeenCalled();
+    expect(summary).toHaveBeenCalledTimes(1);
+    // A snapshot that changes nothing for file 2 leaves it alone too.
+    server.updateFile(1, { status: 'processing', percent: 20 });
+    store.applySnapshot(server.job);
+    expect(one).toHaveBeenCalledTimes(2);
+    expect(two).not.toHaveBeenCalled();
+  });
+
+  it('keeps the same file id list while the set of files is unchanged', () => {
+    const { server, store } = synced();
+    const ids = store.getSummary().fileIds;
+    store.applyEvent(server.updateFile(4, { status: 'processing', percent: 1 }));
+    store.applySnapshot(server.job);
+    expect(store.getSummary().fileIds).toBe(ids);
+  });
+});
