@@ -150,8 +150,9 @@ func accessLog(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// servePage serves the UI: its files, and index.html for "/" and "/jobs/{job_id}". It
-// reports false for any other path.
+// servePage serves the UI: its files, and index.html for "/" and every path under
+// "/jobs/", where the page itself tells a person when a link names no job. It reports
+// false for any other path.
 func servePage(ui fs.FS) func(*gin.Context) bool {
 	files := http.FileServerFS(ui)
 	return func(c *gin.Context) bool {
@@ -159,7 +160,7 @@ func servePage(ui fs.FS) func(*gin.Context) bool {
 			return false
 		}
 		p := c.Request.URL.Path
-		if p == "/" || isJobPage(p) {
+		if p == "/" || strings.HasPrefix(p, "/jobs/") {
 			c.Header("Cache-Control", "no-cache")
 			c.FileFromFS("/", http.FS(ui))
 			return true
@@ -174,9 +175,4 @@ func servePage(ui fs.FS) func(*gin.Context) bool {
 		files.ServeHTTP(c.Writer, c.Request)
 		return true
 	}
-}
-
-func isJobPage(p string) bool {
-	id, ok := strings.CutPrefix(p, "/jobs/")
-	return ok && jobs.ValidID(id)
 }
