@@ -8,7 +8,7 @@ UI_SRC := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
 NPM_OK := frontend/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := build
-.PHONY: build run dev test test-go test-ui e2e ui test-deps clean
+.PHONY: build run dev test test-go test-ui e2e ui test-deps chaos clean
 
 ## build: the UI (npm ci + Vite, when its sources changed) and bin/longhaul with it embedded
 build: $(UI)
@@ -46,6 +46,10 @@ test-ui: $(NPM_OK)
 e2e: build
 	scripts/ensure-chromium.sh
 	cd frontend && LONGHAUL_BIN=../$(BIN) npm run e2e
+
+## chaos: 200 jobs under random worker kills and a Redis crash; fails if a job is lost, stuck or made twice
+chaos: test-deps
+	$(GO) run ./scripts/chaos -jobs 200 -files 4 -duration 60s -min-kills-in-progress 3 -timeout 10m
 
 clean:
 	rm -rf bin frontend/dist/app
