@@ -115,15 +115,18 @@ return setFile(id, ARGV[3], ARGV[4], ARGV[5])
 // finishScript ends a job. Mode "complete" needs every file terminal and ends completed
 // when a file is ready, failed (with ARGV[5]) otherwise. Mode "fail" ends the files still
 // open as failed with the error ARGV[6] (a JSON string) and the job failed with ARGV[5].
-// Mode "cancel" ends the files still open as canceled and needs no token. The record then
-// expires after the retention. ARGV: mode, token, now, retention in seconds, job error
-// JSON, file error JSON.
+// Mode "abandon" does the same for a job whose task was given up without its attempt
+// knowing, and needs no token; mode "cancel" ends the files still open as canceled and
+// needs no token. The record then expires after the retention. ARGV: mode, token, now,
+// retention in seconds, job error JSON, file error JSON.
 var finishScript = redis.NewScript(prelude + `
 local status = redis.call('HGET', job, 'status')
 if not status then return -1 end
 if terminal[status] then return -2 end
 local mode = ARGV[1]
-if mode ~= 'cancel' and redis.call('HGET', job, 'owner') ~= ARGV[2] then return -3 end
+local fenced = mode == 'complete' or mode == 'fail'
+local failing = mode == 'fail' or mode == 'abandon'
+if fenced and redis.call('HGET', job, 'owner') ~= ARGV[2] then return -3 end
 local open = {}
 for _, id in ipairs(ids()) do
   if not terminal[redis.call('HGET', job, 's:' .. id)] then open[#open+1] = id end
@@ -133,13 +136,14 @@ if mode == 'complete' then
   if #open > 0 then return -7 end
   local _, ready = progress()
   if ready > 0 then final = 'completed' else final, err = 'failed', ARGV[5] end
-elseif mode == 'fail' then
+elseif failing then
   final, err = 'failed', ARGV[5]
 end
+local fileStatus = failing and 'failed' or 'canceled'
 for _, id in ipairs(open) do
-  local entry = '{"file_id":' .. id .. ',"status":"' .. (mode == 'fail' and 'failed' or 'canceled') .. '","percent":100'
-  if mode == 'fail' then entry = entry .. ',"error":' .. ARGV[6] end
-  setFile(id, mode == 'fail' and 'failed' or 'canceled', 100, entry .. '}')
+  local entry = '{"file_id":' .. id .. ',"status":"' .. fileStatus .. '","percent":100'
+  if failing then entry = entry .. ',"error":' .. ARGV[6] end
+  setFile(id, fileStatus, 100, entry .. '}')
 end
 redis.call('HSET', job, 'status', final, 'error', err == 'null' and '' or err,
   'updated_at', ARGV[3], 'finished_at', ARGV[3])

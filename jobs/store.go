@@ -206,6 +206,15 @@ func (s *Store) Fail(ctx context.Context, id, token string, jobErr Error) error 
 	return nil
 }
 
+// Abandon ends as failed a job that no attempt will finish: its task was given up (archived)
+// without the attempt knowing, as when a worker dies on its last retry. It needs no token.
+func (s *Store) Abandon(ctx context.Context, id string, jobErr Error) error {
+	if _, err := s.finish(ctx, "abandon", id, "", jobErr, jobErr.Message); err != nil {
+		return fmt.Errorf("abandon job %s: %w", id, err)
+	}
+	return nil
+}
+
 // Cancel ends a queued or running job as canceled; its files not yet terminal end
 // canceled, and ready ones stay ready. A finished job gives ErrFinished.
 func (s *Store) Cancel(ctx context.Context, id string) (*Job, error) {
@@ -230,6 +239,18 @@ func (s *Store) finish(ctx context.Context, mode, id, token string, jobErr Error
 		return "", err
 	}
 	return Status(res.(string)), nil
+}
+
+// Refused reports whether err is the store's answer about a job (not found, finished,
+// fenced off, ...), as opposed to a failure to reach Redis, which may be retried.
+func Refused(err error) bool {
+	for _, refusal := range []error{ErrNotFound, ErrFinished, ErrFenced, ErrFileFinished, ErrBackwards,
+		ErrNotAFile, ErrUnfinished, ErrKeyReused} {
+		if errors.Is(err, refusal) {
+			return true
+		}
+	}
+	return false
 }
 
 // run runs a script on job id's keys and turns its return code into an error.

@@ -60,7 +60,11 @@ type attempt struct {
 func newToken() string { return rand.Text()[:16] }
 
 func (a *attempt) run(ctx context.Context) error {
-	job, err := a.h.store.Claim(ctx, a.jobID, a.token)
+	var job *jobs.Job
+	err := a.persist(ctx, func() (err error) {
+		job, err = a.h.store.Claim(ctx, a.jobID, a.token)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -77,7 +81,11 @@ func (a *attempt) run(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	status, err := a.h.store.Complete(ctx, a.jobID, a.token)
+	var status jobs.Status
+	err = a.persist(ctx, func() (err error) {
+		status, err = a.h.store.Complete(ctx, a.jobID, a.token)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -99,17 +107,16 @@ func (a *attempt) outcome(ctx context.Context, err error) error {
 	case errors.Is(err, jobs.ErrFenced):
 		a.log.WarnContext(ctx, "attempt lost the job to a newer one; stopping", "attempt", a.token)
 		return nil
-	case errors.Is(err, ErrStopping):
-		return err
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		a.fail(ctx, jobs.Error{Code: jobs.ErrorCodeTimeout, Message: "the job ran out of time"})
 		return err
 	}
+	// asynq archives a task that errs on its last retry, whatever the error: a hand-back
+	// at shutdown included. The job then ends here rather than stay processing for good.
 	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	if retried >= maxRetry {
+	if maxRetry, ok := asynq.GetMaxRetry(ctx); ok && retried >= maxRetry {
 		a.fail(ctx, jobs.Error{Code: jobs.ErrorCodeAttempts,
-			Message: fmt.Sprintf("the job failed %d times in a row", retried+1)})
+			Message: fmt.Sprintf("the job was interrupted %d times and gave up", retried+1)})
 	}
 	return err
 }
@@ -189,14 +196,34 @@ func (a *attempt) ready(ctx context.Context, f jobs.File, size int64) error {
 		Size: size, DownloadURL: jobs.FileURL(a.jobID, f.ID)})
 }
 
-// update checkpoints a file. A percent that would go backwards is skipped, not an error:
-// the record already holds a later state.
+// update checkpoints a file. A percent that would go backwards, or a file already
+// terminal (a retried write that had gone through), is skipped, not an error: the record
+// already holds a later state.
 func (a *attempt) update(ctx context.Context, f jobs.File) error {
-	err := a.h.store.UpdateFile(ctx, a.jobID, a.token, f)
-	if errors.Is(err, jobs.ErrBackwards) {
+	err := a.persist(ctx, func() error { return a.h.store.UpdateFile(ctx, a.jobID, a.token, f) })
+	if errors.Is(err, jobs.ErrBackwards) || errors.Is(err, jobs.ErrFileFinished) {
 		return nil
 	}
 	return err
+}
+
+// storeRetryWindow is how long an attempt retries a store call through a Redis outage.
+const storeRetryWindow = 15 * time.Second
+
+// persist retries a store call through a short Redis outage (a restart, a failover): an
+// error returned to asynq then would cost the job a retry, and, when asynq cannot reach
+// Redis either, the one to two minutes its recoverer takes to notice.
+func (a *attempt) persist(ctx context.Context, call func() error) error {
+	deadline := time.Now().Add(storeRetryWindow)
+	for delay := 100 * time.Millisecond; ; delay = min(delay*2, time.Second) {
+		err := call()
+		if err == nil || jobs.Refused(err) || time.Now().After(deadline) {
+			return err
+		}
+		if werr := a.wait(ctx, delay); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
 }
 
 // wait sleeps for d unless the attempt's time is up or its worker is stopping.

@@ -34,9 +34,10 @@ func newSetup(t *testing.T, cfg Config) setup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return setup{h: NewHandler(store, files, cfg, log), store: store, files: files, rdb: rdb}
+	return setup{h: NewHandler(store, files, cfg, discard), store: store, files: files, rdb: rdb}
 }
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func (s setup) newJob(t *testing.T, ids ...int64) string {
 	t.Helper()

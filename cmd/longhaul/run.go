@@ -94,11 +94,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer w.Shutdown()
 		log.Info("worker started", "concurrency", cfg.WorkerConcurrency, "file_concurrency", cfg.FileConcurrency)
 
-		// Redis expires finished jobs; the janitor then removes their files.
+		// Redis expires finished jobs; the janitor removes their files, and ends the jobs
+		// whose task asynq gave up on.
 		sweep, stopSweep := context.WithCancel(ctx)
 		var swept sync.WaitGroup
+		archive := worker.Archive{Inspector: asynq.NewInspectorFromRedisClient(rdb)}
 		swept.Go(func() {
-			worker.NewJanitor(store, files, log.With("component", "janitor")).Run(sweep, time.Minute)
+			worker.NewJanitor(store, files, archive, log.With("component", "janitor")).Run(sweep, time.Minute)
 		})
 		defer func() { stopSweep(); swept.Wait() }()
 	}
