@@ -222,3 +222,34 @@ func TestGetUnknownJob(t *testing.T) {
 		t.Errorf("claim: got %v, want ErrNotFound", err)
 	}
 }
+
+func TestCancelRacingCompletionEndsOnce(t *testing.T) {
+	s := newSetup(t)
+	for range 20 {
+		id := jobs.NewID()
+		if err := s.store.Create(s.ctx, id, []int64{7}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.store.Claim(s.ctx, id, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.store.UpdateFile(s.ctx, id, "a", jobs.File{ID: 7, Status: jobs.StatusReady, Percent: 100}); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 2)
+		go func() { _, err := s.store.Cancel(s.ctx, id); errs <- err }()
+		go func() { _, err := s.store.Complete(s.ctx, id, "a"); errs <- err }()
+		won := 0
+		for range 2 {
+			if err := <-errs; err == nil {
+				won++
+			} else if !errors.Is(err, jobs.ErrFinished) {
+				t.Fatal(err)
+			}
+		}
+		job, _ := s.store.Get(s.ctx, id)
+		if won != 1 || (job.Status != jobs.StatusCanceled && job.Status != jobs.StatusCompleted) {
+			t.Fatalf("%d of cancel and complete succeeded, job %s; want exactly one", won, job.Status)
+		}
+	}
+}

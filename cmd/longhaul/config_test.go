@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -81,5 +83,28 @@ func TestRunRefusesToStartWrongly(t *testing.T) {
 				t.Errorf("got %v, want an error saying %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestEmbeddedRedisExpiresKeys: miniredis expires keys only when told that time passed;
+// the embedded mode's clock must move, or retention never ends.
+func TestEmbeddedRedisExpiresKeys(t *testing.T) {
+	addr, stop, err := startEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	ctx := t.Context()
+	if err := rdb.Set(ctx, "longhaul:probe", "x", 2*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for rdb.Exists(ctx, "longhaul:probe").Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a key with a 2s expiry still exists after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,45 +29,59 @@ func TestDemoScenarios(t *testing.T) {
 		{"mixed", []int64{70000, 70001, 70007, 70008}, "completed",
 			map[int64]string{70000: "ready", 70001: "unavailable", 70007: "ready", 70008: "unavailable"}},
 	}
-	for _, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
-			t.Parallel()
-			c := client{t, base}
-			code, body := c.post(sc.ids...)
-			if code != http.StatusAccepted {
-				t.Fatalf("initiate = %d %v", code, body)
-			}
-			id := body["job_id"].(string)
-			live := make(chan []livetest.Message)
-			conn := livetest.Dial(t, base, id, nil)
-			go func() { msgs, _ := livetest.Follow(t, conn); live <- msgs }()
-
-			p := &poller{client: c, id: id}
-			final := p.untilDone(time.Minute)
-			if final.Status != sc.job || final.Progress.Percent != 100 {
-				t.Errorf("job ended %s at %v%%, want %s at 100%%", final.Status, final.Progress.Percent, sc.job)
-			}
-			if p.poll(); p.notChanged == 0 {
-				t.Errorf("polling with If-None-Match never got a 304")
-			}
-			for _, f := range final.Files {
-				if f.Status != sc.files[f.FileID] {
-					t.Errorf("file %d is %s, want %s", f.FileID, f.Status, sc.files[f.FileID])
+	t.Run("scenarios", func(t *testing.T) {
+		for _, sc := range scenarios {
+			t.Run(sc.name, func(t *testing.T) {
+				t.Parallel()
+				c := client{t, base}
+				code, body := c.post(sc.ids...)
+				if code != http.StatusAccepted {
+					t.Fatalf("initiate = %d %v", code, body)
 				}
-				if f.Status == "ready" {
-					checkDownload(t, base+f.DownloadURL, f.Size)
-				}
-			}
+				id := body["job_id"].(string)
+				live := make(chan []livetest.Message)
+				conn := livetest.Dial(t, base, id, nil)
+				go func() { msgs, _ := livetest.Follow(t, conn); live <- msgs }()
 
-			msgs := <-live
-			if got := livetest.FinalStatus(msgs); got != sc.job {
-				t.Errorf("the WebSocket ended on %q, want %q", got, sc.job)
-			}
-			if last := msgs[len(msgs)-1]; last.Seq != final.Seq {
-				t.Errorf("the WebSocket's last seq is %d, the status body's %d", last.Seq, final.Seq)
-			}
-		})
-	}
+				p := &poller{client: c, id: id}
+				final := p.untilDone(time.Minute)
+				if final.Status != sc.job || final.Progress.Percent != 100 {
+					t.Errorf("job ended %s at %v%%, want %s at 100%%", final.Status, final.Progress.Percent, sc.job)
+				}
+				if p.poll(); p.notChanged == 0 {
+					t.Errorf("polling with If-None-Match never got a 304")
+				}
+				for _, f := range final.Files {
+					if f.Status != sc.files[f.FileID] {
+						t.Errorf("file %d is %s, want %s", f.FileID, f.Status, sc.files[f.FileID])
+					}
+					if f.Status == "ready" {
+						checkDownload(t, base+f.DownloadURL, f.Size)
+					}
+				}
+
+				msgs := <-live
+				if got := livetest.FinalStatus(msgs); got != sc.job {
+					t.Errorf("the WebSocket ended on %q, want %q", got, sc.job)
+				}
+				if last := msgs[len(msgs)-1]; last.Seq != final.Seq {
+					t.Errorf("the WebSocket's last seq is %d, the status body's %d", last.Seq, final.Seq)
+				}
+			})
+		}
+	})
+	// The jobs above show in the dashboard.
+	t.Run("dashboard", func(t *testing.T) {
+		resp, err := http.Get(base + "/monitoring/api/queues")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"queue":"downloads"`) {
+			t.Errorf("asynqmon's queue list = %d %s, want the downloads queue", resp.StatusCode, body)
+		}
+	})
 }
 
 func checkDownload(t *testing.T, url string, size int64) {
