@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -97,11 +98,22 @@ func New(cfg Config, d Deps) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
 // CloseLive closes every live connection with 1001 (going away), so that clients reconnect
-// to another instance at once. http.Server.Shutdown does not close hijacked connections:
-// register this with RegisterOnShutdown.
-func (s *Server) CloseLive() {
+// to another instance at once, and waits until the close frames are written or ctx ends.
+// Call it before http.Server.Shutdown: Shutdown neither closes hijacked connections nor
+// waits for its RegisterOnShutdown hooks, and it would wait on SSE streams until they end.
+func (s *Server) CloseLive(ctx context.Context) {
+	sessions, _ := s.ws.Sessions()
 	s.hub.Close(websocket1001, "server shutting down")
 	s.ws.CloseWithMsg(melody.FormatCloseMessage(websocket1001, "server shutting down"))
+	for _, session := range sessions {
+		for !session.IsClosed() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
 }
 
 const websocket1001 = 1001

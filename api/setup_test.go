@@ -58,10 +58,8 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 		UI:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>longhaul</title>")}},
 		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "dashboard") }),
 	})
-	srv := httptest.NewUnstartedServer(a)
-	srv.Config.RegisterOnShutdown(a.CloseLive)
-	srv.Start()
-	t.Cleanup(func() { srv.Close(); a.CloseLive() })
+	srv := httptest.NewServer(a)
+	t.Cleanup(func() { a.CloseLive(context.Background()); srv.Close() })
 	return &env{srv: srv, api: a, hub: hub, store: store, files: files, rdb: rdb, redis: rs}
 }
 

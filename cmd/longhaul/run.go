@@ -107,16 +107,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	serveErr := make(chan error, 1)
 	if m.runsAPI() {
-		srv, err := startAPI(cfg, rdb, store, files, taskOpts, log, stdout, serveErr)
+		stop, err := startAPI(cfg, rdb, store, files, taskOpts, log, stdout, serveErr)
 		if err != nil {
 			return err
 		}
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				log.Warn("http shutdown cut short", "err", err)
-			}
+			stop(ctx)
 		}()
 	}
 
@@ -165,9 +163,11 @@ func newLogger(w io.Writer, cfg config) *slog.Logger {
 }
 
 // startAPI listens on cfg.Addr and serves the API in the background; a failure of the
-// server after start-up arrives on serveErr. It prints the address it listens on.
+// server after start-up arrives on serveErr. It prints the address it listens on, and
+// returns the function that shuts it down: live clients are told to go elsewhere (1001)
+// first, then HTTP stops accepting and waits for the requests in flight.
 func startAPI(cfg config, rdb redis.UniversalClient, store *jobs.Store, files *storage.Dir,
-	taskOpts tasks.Options, log *slog.Logger, stdout io.Writer, serveErr chan<- error) (*http.Server, error) {
+	taskOpts tasks.Options, log *slog.Logger, stdout io.Writer, serveErr chan<- error) (func(context.Context), error) {
 	hub := api.NewHub(rdb, store, log.With("component", "hub"))
 	go hub.Run()
 	ui, built := frontend.Files()
@@ -199,7 +199,6 @@ func startAPI(cfg config, rdb redis.UniversalClient, store *jobs.Store, files *s
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	srv.RegisterOnShutdown(a.CloseLive)
 	go func() {
 		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- fmt.Errorf("serve http: %w", err)
@@ -207,7 +206,12 @@ func startAPI(cfg config, rdb redis.UniversalClient, store *jobs.Store, files *s
 	}()
 	fmt.Fprintf(stdout, "longhaul listening on http://%s\n", displayAddr(l.Addr()))
 	log.Info("api started", "addr", l.Addr().String(), "dashboard", "/monitoring/")
-	return srv, nil
+	return func(ctx context.Context) {
+		a.CloseLive(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn("http shutdown cut short", "err", err)
+		}
+	}, nil
 }
 
 // displayAddr is an address a person can click: the loopback one for a wildcard listener.
