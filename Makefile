@@ -35,6 +35,7 @@ test: test-go test-ui e2e
 
 test-deps:
 	scripts/ensure-redis.sh
+	scripts/ensure-nginx.sh
 
 test-go: test-deps
 	$(GO) vet ./...
