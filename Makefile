@@ -46,6 +46,7 @@ test-ui: $(NPM_OK)
 
 e2e: build
 	scripts/ensure-chromium.sh
+	scripts/ensure-nginx.sh
 	cd frontend && LONGHAUL_BIN=../$(BIN) npm run e2e
 
 ## chaos: 200 jobs under random worker kills and a Redis crash; fails if a job is lost, stuck or made twice
