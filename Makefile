@@ -8,7 +8,7 @@ UI_SRC := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
 NPM_OK := frontend/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := build
-.PHONY: build run dev test test-go test-ui e2e ui test-deps chaos clean
+.PHONY: build run dev test test-go test-ui e2e ui test-deps chaos bench clean
 
 ## build: the UI (npm ci + Vite, when its sources changed) and bin/longhaul with it embedded
 build: $(UI)
@@ -48,6 +48,10 @@ e2e: build
 	scripts/ensure-chromium.sh
 	scripts/ensure-nginx.sh
 	cd frontend && LONGHAUL_BIN=../$(BIN) npm run e2e
+
+## bench: measure longhaul beside raw Asynq and Redis (about 3 min on 2 cores), write docs/benchmarks.md
+bench: test-deps
+	$(GO) run ./bench -out docs/benchmarks.md
 
 ## chaos: 200 jobs under random worker kills and a Redis crash; fails if a job is lost, stuck or made twice
 chaos: test-deps
