@@ -73,17 +73,17 @@ func New(rdb redis.UniversalClient, store JobStore, files FileStore, cfg Config,
 	}
 	w := &Worker{h: NewHandler(store, files, cfg, log), log: log}
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:     cfg.Concurrency,
-		Queues:          map[string]int{tasks.Queue: 1},
+		Concurrency: cfg.Concurrency,
+		Queues:      map[string]int{tasks.Queue: 1},
 		// An idle worker looks at its queue every TaskCheckInterval: asynq's default of 1 s
 		// made a job posted to an idle worker start up to a second late (docs/benchmarks.md).
 		TaskCheckInterval: 100 * time.Millisecond,
-		RetryDelayFunc:  retryDelay,
-		IsFailure:       func(err error) bool { return !errors.Is(err, ErrStopping) },
-		ErrorHandler:    w,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		Logger:          asynqLogger{log.With("component", "asynq")},
-		LogLevel:        asynq.WarnLevel,
+		RetryDelayFunc:    retryDelay,
+		IsFailure:         func(err error) bool { return !errors.Is(err, ErrStopping) },
+		ErrorHandler:      w,
+		ShutdownTimeout:   cfg.ShutdownTimeout,
+		Logger:            asynqLogger{log.With("component", "asynq")},
+		LogLevel:          asynq.WarnLevel,
 	})
 	return w
 }
