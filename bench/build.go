@@ -11,20 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-)
 
-// moduleRoot is the directory of the module the benchmark belongs to.
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("run the benchmark inside the longhaul module (go env GOMOD is empty)")
-	}
-	return filepath.Dir(mod), nil
-}
+	"github.com/longhaul-dev/longhaul/internal/devbin"
+)
 
 // The profiling build adds this file to cmd/longhaul through `go build -overlay`, so that
 // the processes measured are the real binary, wiring and all, with net/http/pprof on a
@@ -66,7 +55,7 @@ func init() {
 // build compiles ./cmd/longhaul into b.bin; with -profile it adds the pprof endpoint, and
 // with -overlay the caller's replacement files.
 func (b *bench) build(ctx context.Context) error {
-	args := []string{"build", "-o", b.bin}
+	var flags []string
 	overlay := map[string]string{}
 	if b.opts.Overlay != "" {
 		var o struct{ Replace map[string]string }
@@ -94,14 +83,9 @@ func (b *bench) build(ctx context.Context) error {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			return err
 		}
-		args = append(args, "-overlay", path)
+		flags = append(flags, "-overlay", path)
 	}
-	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/longhaul")...)
-	cmd.Dir = b.root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/longhaul: %w\n%s", err, out)
-	}
-	return nil
+	return devbin.Build(ctx, b.root, b.bin, flags...)
 }
 
 // profile saves one pprof profile of a longhaul process, with `go tool pprof -top` beside

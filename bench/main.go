@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 )
 
 func main() {
@@ -236,7 +238,7 @@ func (b *bench) selected(name string) bool {
 
 func (b *bench) prepare(ctx context.Context) error {
 	var err error
-	if b.root, err = moduleRoot(ctx); err != nil {
+	if b.root, err = devbin.ModuleRoot(ctx); err != nil {
 		return err
 	}
 	if b.self, err = os.Executable(); err != nil {

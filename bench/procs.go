@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -164,7 +164,7 @@ func startRedis(ctx context.Context, ps *procs, dir string) (*redisServer, error
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := devbin.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -198,15 +198,6 @@ func (r *redisServer) URL() string { return "redis://" + r.Addr + "/0" }
 // Client returns a client with the pool the longhaul processes use (64 connections).
 func (r *redisServer) Client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: r.Addr, PoolSize: 64, DialTimeout: 2 * time.Second})
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // longhaulEnv is the environment of every longhaul process of the benchmark: files take no

@@ -11,10 +11,10 @@ package proxytest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 )
 
 // binary is the longhaul binary shared by every test of the run; TestMain removes it.
@@ -60,7 +62,7 @@ func (b *lazyBinary) build() {
 		b.path, b.err = filepath.Abs(p)
 		return
 	}
-	root, err := moduleRoot()
+	root, err := devbin.ModuleRoot(context.Background())
 	if err != nil {
 		b.err = err
 		return
@@ -69,43 +71,13 @@ func (b *lazyBinary) build() {
 		return
 	}
 	b.path = filepath.Join(b.dir, "longhaul")
-	cmd := exec.Command(goTool(), "build", "-o", b.path, "./cmd/longhaul")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.err = fmt.Errorf("go build ./cmd/longhaul in %s: %v\n%s", root, err, out)
-	}
+	b.err = devbin.Build(context.Background(), root, b.path)
 }
 
 func (b *lazyBinary) remove() {
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
 	}
-}
-
-// moduleRoot is the directory of go.mod above the test's working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// goTool is the go command: `go test` puts its own GOROOT/bin first on PATH.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 }
 
 // settings are the environment of the longhaul processes of one test, beside REDIS_URL.
@@ -342,12 +314,11 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := devbin.FreePort()
 	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // findNginx looks for nginx on PATH and where distributions install it (/usr/sbin is not
@@ -408,7 +379,7 @@ type nginx struct {
 func startNginx(t *testing.T, p proxy) *nginx {
 	t.Helper()
 	bin := requireNginx(t)
-	root, err := moduleRoot()
+	root, err := devbin.ModuleRoot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
 )
@@ -36,7 +37,7 @@ const maxPing = 25 * time.Second
 func TestReferenceConfigIsValid(t *testing.T) {
 	t.Parallel()
 	bin := requireNginx(t)
-	root, err := moduleRoot()
+	root, err := devbin.ModuleRoot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 )
 
 // Output lines of poll.sh.
@@ -37,8 +39,7 @@ var fastFiles = []string{"LONGHAUL_FILE_TIME_MIN=100ms", "LONGHAUL_FILE_TIME_MAX
 func TestScripts(t *testing.T) {
 	bash := lookPath(t, "bash")
 	lookPath(t, "curl")
-	root := moduleRoot(t)
-	bin := buildLonghaul(t, root)
+	root, bin := buildLonghaul(t)
 	sh := func(t *testing.T, baseURL, script string, args ...string) result {
 		t.Helper()
 		return runScript(t, bash, filepath.Join(root, "scripts", script), baseURL, args...)
@@ -345,40 +346,21 @@ func lookPath(t *testing.T, name string) string {
 	return p
 }
 
-// moduleRoot finds the directory of go.mod above the working directory.
-func moduleRoot(t *testing.T) string {
+// buildLonghaul builds the binary of the module around the test, and returns the module's
+// root and the binary.
+func buildLonghaul(t *testing.T) (root, bin string) {
 	t.Helper()
-	dir, err := os.Getwd()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	root, err := devbin.ModuleRoot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
+	bin = filepath.Join(t.TempDir(), "longhaul")
+	if err := devbin.Build(ctx, root, bin); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func buildLonghaul(t *testing.T, root string) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go is needed to build longhaul: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "longhaul")
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./cmd/longhaul")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/longhaul: %v\n%s", err, out)
-	}
-	return bin
+	return root, bin
 }
 
 // startServer runs `longhaul serve` on a free loopback port with its embedded Redis and

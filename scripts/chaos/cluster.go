@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/redis/go-redis/v9"
 )
@@ -119,24 +119,18 @@ func buildLonghaul(ctx context.Context, o options, dir string, out *printer) (st
 		}
 		return abs, nil
 	}
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root, err := devbin.ModuleRoot(ctx)
 	if err != nil {
-		return "", fmt.Errorf("find the module to build (or pass -bin): go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	if _, err := os.Stat(filepath.Join(root, "cmd", "longhaul")); err != nil {
-		return "", fmt.Errorf("run inside the longhaul module, or pass -bin: no cmd/longhaul in %s", root)
+		return "", fmt.Errorf("%w (or pass -bin)", err)
 	}
 	bin := filepath.Join(dir, "longhaul")
-	args := []string{"build", "-o", bin}
+	var flags []string
 	if o.race {
-		args = append(args, "-race")
+		flags = append(flags, "-race")
 	}
 	begin := time.Now()
-	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/longhaul")...)
-	cmd.Dir = root
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/longhaul: %w\n%s", err, msg)
+	if err := devbin.Build(ctx, root, bin, flags...); err != nil {
+		return "", err
 	}
 	out.printf("built longhaul in %v", time.Since(begin).Round(100*time.Millisecond))
 	return bin, nil
@@ -329,7 +323,7 @@ func startRedis(ctx context.Context, dataDir, logsDir string) (*redisServer, err
 	if err != nil {
 		return nil, errors.New("redis-server not found: `make test-deps` installs it (or apt-get install -y redis-server)")
 	}
-	port, err := freePort()
+	port, err := devbin.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -366,15 +360,6 @@ func (r *redisServer) kill() {
 		r.p.signal(syscall.SIGKILL)
 		r.p.waitExit(10 * time.Second)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitUntil polls cond until it holds, for at most limit.
