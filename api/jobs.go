@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"os"
 	"regexp"
 	"strconv"
 	"time"
@@ -45,7 +44,7 @@ type TaskDeleter interface {
 
 // FileReader opens produced files.
 type FileReader interface {
-	Open(jobID string, fileID int64) (*os.File, error)
+	Open(jobID string, fileID int64) (*storage.Object, error)
 }
 
 var (
@@ -57,9 +56,6 @@ var (
 
 // maxBody bounds the body of POST /v1/download/initiate.
 const maxBody = 64 << 10
-
-// pollAfterMS is the interval the status body suggests to polling clients.
-const pollAfterMS = 1000
 
 // initiateRequest is the body of POST /v1/download/initiate.
 type initiateRequest struct {
@@ -82,8 +78,8 @@ type jobLinks struct {
 }
 
 func linksOf(id string) jobLinks {
-	return jobLinks{Status: "/v1/download/status/" + id, WS: "/ws/download/" + id,
-		Events: "/v1/download/" + id + "/events", Cancel: "/v1/download/" + id}
+	return jobLinks{Status: pathOf(pathStatus, id), WS: pathOf(pathWS, id),
+		Events: pathOf(pathEvents, id), Cancel: pathOf(pathJob, id)}
 }
 
 func handleInitiate(store JobStore, queue Enqueuer, maxFiles int, opts tasks.Options, log *slog.Logger) gin.HandlerFunc {
@@ -248,12 +244,6 @@ func clip(raw []byte) string {
 	return string(raw)
 }
 
-// statusBody is the body of GET /v1/download/status/{job_id}.
-type statusBody struct {
-	*jobs.Job
-	PollAfterMS int `json:"poll_after_ms"`
-}
-
 func etagOf(job *jobs.Job) string { return `"` + strconv.FormatInt(job.Seq, 10) + `"` }
 
 func handleStatus(store JobStore, log *slog.Logger) gin.HandlerFunc {
@@ -269,7 +259,7 @@ func handleStatus(store JobStore, log *slog.Logger) gin.HandlerFunc {
 			c.Status(http.StatusNotModified)
 			return
 		}
-		c.JSON(http.StatusOK, statusBody{job, pollAfterMS})
+		c.JSON(http.StatusOK, statusOf(job))
 	}
 }
 
@@ -289,7 +279,7 @@ func handleCancel(store JobStore, queue TaskDeleter, log *slog.Logger) gin.Handl
 		}
 		log.InfoContext(ctx, "job canceled", "job", id)
 		c.Header("Cache-Control", "no-store")
-		c.JSON(http.StatusAccepted, statusBody{job, pollAfterMS})
+		c.JSON(http.StatusAccepted, statusOf(job))
 	}
 }
 
@@ -324,12 +314,7 @@ func handleFile(store JobStore, files FileReader, log *slog.Logger) gin.HandlerF
 		c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 		// Content is derived from the file id alone and never replaced, so the id and size
 		// make a strong validator; ServeContent then answers Range and conditional requests.
-		info, err := f.Stat()
-		if err != nil {
-			writeError(c, log, err)
-			return
-		}
-		c.Header("ETag", fmt.Sprintf(`"%d-%d"`, fileID, info.Size()))
+		c.Header("ETag", fmt.Sprintf(`"%d-%d"`, fileID, f.Size))
 		http.ServeContent(c.Writer, c.Request, name, time.Time{}, f)
 	}
 }

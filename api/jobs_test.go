@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/longhaul-dev/longhaul/api"
 	"github.com/longhaul-dev/longhaul/jobs"
@@ -78,7 +79,7 @@ func TestInitiateRefusesBadInputAndWritesNothing(t *testing.T) {
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
 func TestInitiateQueuesOneTaskAndRemovesDuplicates(t *testing.T) {
-	e := newEnv(t, api.Config{})
+	e := newEnv(t, api.Config{Tasks: tasks.Options{Retention: time.Hour}})
 	resp, body := e.do(t, "POST", "/v1/download/initiate", "application/json; charset=utf-8",
 		`{"file_ids": [70007, 70000, 70007, 70000, 70014]}`)
 	if resp.StatusCode != http.StatusAccepted {
@@ -182,7 +183,8 @@ func TestCancel(t *testing.T) {
 	if _, err := e.files.Write(id, 70000, "a", strings.NewReader(content)); err != nil {
 		t.Fatal(err)
 	}
-	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100, Size: 10, DownloadURL: jobs.FileURL(id, 70000)})
+	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100, Size: 10})
+	url := e.downloadURL(t, id, 70000)
 
 	resp, body := e.do(t, "DELETE", "/v1/download/"+id, "", "")
 	var got jobs.Job
@@ -191,7 +193,7 @@ func TestCancel(t *testing.T) {
 		got.Files[1].Status != jobs.StatusCanceled {
 		t.Fatalf("cancel = %d %s", resp.StatusCode, body)
 	}
-	if resp, body := e.do(t, "GET", jobs.FileURL(id, 70000), "", ""); resp.StatusCode != 200 || body != content {
+	if resp, body := e.do(t, "GET", url, "", ""); resp.StatusCode != 200 || body != content {
 		t.Errorf("ready file after cancel = %d %q", resp.StatusCode, body)
 	}
 	resp, body = e.do(t, "DELETE", "/v1/download/"+id, "", "")
@@ -208,17 +210,21 @@ func TestFileDownloadWithRange(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100, Size: 10})
-	resp, body := e.do(t, "GET", jobs.FileURL(id, 70000), "", "", "Range", "bytes=2-5")
+	url := e.downloadURL(t, id, 70000)
+	if want := "/v1/download/" + id + "/files/70000"; url != want {
+		t.Errorf("download_url = %q, want %q", url, want)
+	}
+	resp, body := e.do(t, "GET", url, "", "", "Range", "bytes=2-5")
 	if resp.StatusCode != 206 || body != "2345" || resp.Header.Get("Content-Range") != "bytes 2-5/10" {
 		t.Errorf("range = %d %q %q", resp.StatusCode, body, resp.Header.Get("Content-Range"))
 	}
-	resp, _ = e.do(t, "GET", jobs.FileURL(id, 70000), "", "")
+	resp, _ = e.do(t, "GET", url, "", "")
 	etag := resp.Header.Get("ETag")
 	if resp.Header.Get("Content-Length") != "10" || etag == "" ||
 		!strings.Contains(resp.Header.Get("Content-Disposition"), "70000") {
 		t.Errorf("headers = %v", resp.Header)
 	}
-	if resp, _ := e.do(t, "GET", jobs.FileURL(id, 70000), "", "", "If-None-Match", etag); resp.StatusCode != 304 {
+	if resp, _ := e.do(t, "GET", url, "", "", "If-None-Match", etag); resp.StatusCode != 304 {
 		t.Errorf("If-None-Match on a file = %d, want 304", resp.StatusCode)
 	}
 }

@@ -113,7 +113,7 @@ func TestSlowClientIsClosedAndOthersGetEverything(t *testing.T) {
 	}
 	defer slow.Close()
 	healthy := e.dial(t, id, nil)
-	waitFor(t, "both clients watching", func() bool { return e.hub.Watchers() == 2 })
+	waitFor(t, "both clients watching", func() bool { return e.api.Watchers() == 2 })
 
 	done := make(chan []livetest.Message)
 	go func() { msgs, _ := livetest.Follow(t, healthy); done <- msgs }()
@@ -123,7 +123,7 @@ func TestSlowClientIsClosedAndOthersGetEverything(t *testing.T) {
 	for i := 1; i <= events; i++ {
 		e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: float64(i) / 10, Error: bulk})
 	}
-	waitFor(t, "the slow client dropped", func() bool { return e.hub.Watchers() == 1 })
+	waitFor(t, "the slow client dropped", func() bool { return e.api.Watchers() == 1 })
 	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100})
 	if _, err := e.store.Complete(context.Background(), id, "a"); err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestServerSentEvents(t *testing.T) {
 		t.Errorf("headers: %v", resp.Header)
 	}
 	go func() {
-		waitFor(t, "stream watching", func() bool { return e.hub.Watchers() == 1 })
+		waitFor(t, "stream watching", func() bool { return e.api.Watchers() == 1 })
 		e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100})
 		e.store.Complete(context.Background(), id, "a")
 	}()

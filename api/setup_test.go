@@ -2,14 +2,16 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hibiken/asynq"
@@ -27,9 +29,8 @@ func TestMain(m *testing.M) {
 
 // env is an API on a real Redis with no worker: tests drive jobs through the store.
 type env struct {
-	srv   *httptest.Server
+	srv   *server
 	api   *api.Server
-	hub   *api.Hub
 	store *jobs.Store
 	files *storage.Dir
 	rdb   *redis.Client
@@ -50,18 +51,27 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := api.NewHub(rdb, store, log)
-	go hub.Run()
 	a := api.New(cfg, api.Deps{
-		Store: store, Queue: asynq.NewClientFromRedisClient(rdb), Tasks: asynq.NewInspectorFromRedisClient(rdb),
-		Files: files, Hub: hub, Log: log,
+		Redis: rdb, Store: store, Queue: asynq.NewClientFromRedisClient(rdb),
+		Tasks: asynq.NewInspectorFromRedisClient(rdb), Files: files, Log: log,
 		UI:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>longhaul</title>")}},
 		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "dashboard") }),
 	})
-	srv := httptest.NewServer(a)
-	t.Cleanup(func() { a.CloseLive(context.Background()); srv.Close() })
-	return &env{srv: srv, api: a, hub: hub, store: store, files: files, rdb: rdb, redis: rs}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	})
+	return &env{srv: &server{URL: "http://" + l.Addr().String()}, api: a, store: store, files: files, rdb: rdb, redis: rs}
 }
+
+// server is where the API of a test listens.
+type server struct{ URL string }
 
 type testWriter struct{ t *testing.T }
 
@@ -124,3 +134,25 @@ func (e *env) update(t *testing.T, id string, f jobs.File) {
 }
 
 func (e *env) inspector() *asynq.Inspector { return asynq.NewInspectorFromRedisClient(e.rdb) }
+
+// downloadURL is where the status body says file fileID of job id downloads from.
+func (e *env) downloadURL(t *testing.T, id string, fileID int64) string {
+	t.Helper()
+	_, body := e.do(t, "GET", "/v1/download/status/"+id, "", "")
+	var status struct {
+		Files []struct {
+			ID          int64  `json:"file_id"`
+			DownloadURL string `json:"download_url"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(body), &status); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range status.Files {
+		if f.ID == fileID && f.DownloadURL != "" {
+			return f.DownloadURL
+		}
+	}
+	t.Fatalf("the status of job %s gives no download_url for file %d: %s", id, fileID, body)
+	return ""
+}

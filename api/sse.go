@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/longhaul-dev/longhaul/live"
 )
 
 // sseBuffer is how many messages one SSE stream may have queued before it is ended, for
@@ -40,7 +41,7 @@ func (s *sseSink) Send(seq int64, msg []byte) {
 	select {
 	case s.msgs <- sseMessage{seq, msg}:
 	default:
-		s.Close(1008, "client too slow")
+		s.Close(live.CloseTooSlow, "client too slow")
 	}
 }
 
@@ -51,7 +52,7 @@ func (s *sseSink) Close(code int, _ string) {
 	})
 }
 
-func handleEvents(hub *Hub, ping time.Duration, log *slog.Logger) gin.HandlerFunc {
+func handleEvents(hub *live.Hub, ping time.Duration, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
 		sink := newSSESink()
@@ -85,9 +86,9 @@ func handleEvents(hub *Hub, ping time.Duration, log *slog.Logger) gin.HandlerFun
 				}
 			case <-sink.done:
 				stream.drain(sink)
-				if sink.code == 1000 {
+				if sink.code == live.CloseNormal {
 					stream.write("event: end\ndata: {}\n\n")
-				} else if sink.code == 1008 {
+				} else if sink.code == live.CloseTooSlow {
 					hub.ClosedSlow("sse", c.Param("job_id"), sseBuffer)
 				}
 				return

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/gorilla/websocket"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/live"
 	"github.com/olahol/melody"
 )
 
@@ -21,6 +21,9 @@ const (
 	CloseNotFound = 4404
 )
 
+// watchTimeout bounds the start of a watch: the subscription and the first snapshot.
+const watchTimeout = 5 * time.Second
+
 // wsBuffer is how many messages one WebSocket may have queued. A client further behind
 // than that is closed underneath, to reconnect and start again from a snapshot.
 const wsBuffer = 64
@@ -28,7 +31,7 @@ const wsBuffer = 64
 // newMelody configures melody for live progress: pings often enough for proxies with a 30 s
 // idle limit, a small read limit (clients send nothing), an Origin check, and a slow client
 // closed rather than silently skipped.
-func newMelody(ping time.Duration, allowed []string, hub *Hub) *melody.Melody {
+func newMelody(ping time.Duration, allowed []string, hub *live.Hub) *melody.Melody {
 	m := melody.New()
 	m.Config.PingPeriod = ping
 	m.Config.PongWait = ping + 10*time.Second
@@ -38,9 +41,7 @@ func newMelody(ping time.Duration, allowed []string, hub *Hub) *melody.Melody {
 	// Idle connections hold no write buffer: they share a pool.
 	m.Upgrader.WriteBufferPool = &sync.Pool{}
 	m.Upgrader.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		w.Write([]byte(`{"error":{"code":"` + codeOfStatus(status) + `","message":"` + wsRefusal(status) + `"}}`))
+		writeErrorTo(w, upgradeRefusal(status))
 	}
 	m.HandleError(func(s *melody.Session, err error) {
 		if errors.Is(err, melody.ErrMessageBufferFull) {
@@ -54,18 +55,13 @@ func newMelody(ping time.Duration, allowed []string, hub *Hub) *melody.Melody {
 	return m
 }
 
-func codeOfStatus(status int) string {
+// upgradeRefusal is the error of a handshake the upgrader refused: a foreign Origin (403),
+// or a request that is not a WebSocket upgrade.
+func upgradeRefusal(status int) *Error {
 	if status == http.StatusForbidden {
-		return "forbidden"
+		return errForeignOrigin
 	}
-	return CodeInvalidRequest
-}
-
-func wsRefusal(status int) string {
-	if status == http.StatusForbidden {
-		return "this origin may not open live connections"
-	}
-	return "this endpoint takes a WebSocket upgrade"
+	return errNotAnUpgrade
 }
 
 // originChecker accepts requests without an Origin (scripts), from the server's own origin
@@ -109,20 +105,20 @@ func handleWebSocket(m *melody.Melody, log *slog.Logger) gin.HandlerFunc {
 
 // watchOnConnect starts the hub's watch of a new WebSocket's job, and stops it when the
 // connection ends.
-func watchOnConnect(m *melody.Melody, hub *Hub, log *slog.Logger) {
+func watchOnConnect(m *melody.Melody, hub *live.Hub, log *slog.Logger) {
 	m.HandleConnect(func(s *melody.Session) {
 		id := s.Keys["job"].(string)
-		ctx, cancel := context.WithTimeout(s.Request.Context(), resyncTimeout)
+		ctx, cancel := context.WithTimeout(s.Request.Context(), watchTimeout)
 		defer cancel()
 		stop, err := hub.Watch(ctx, id, wsSink{s})
 		switch {
 		case errors.Is(err, jobs.ErrNotFound):
-			s.Write([]byte(`{"type":"error","error":{"code":"not_found","message":"no job with this id (it may have expired)"}}`))
+			s.Write(errJobNotFound.frame())
 			s.CloseWithMsg(melody.FormatCloseMessage(CloseNotFound, "job not found"))
 		case err != nil:
 			log.Warn("live watch failed", "job", id, "err", err)
-			s.Write([]byte(`{"type":"error","error":{"code":"unavailable","message":"live progress is unavailable; retry shortly"}}`))
-			s.CloseWithMsg(melody.FormatCloseMessage(websocket.CloseTryAgainLater, "unavailable"))
+			s.Write(errUnavailable.frame())
+			s.CloseWithMsg(melody.FormatCloseMessage(live.CloseTryAgainLate, "unavailable"))
 		default:
 			s.Set("stop", stop)
 		}

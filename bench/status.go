@@ -132,7 +132,7 @@ func statusJobs(ctx context.Context, rdb redis.UniversalClient, store *jobs.Stor
 			return nil, nil, err
 		}
 		updates := []jobs.File{
-			{ID: 70000, Status: jobs.StatusReady, Percent: 100, Attempt: 1, Size: 4096, DownloadURL: jobs.FileURL(id, 70000)},
+			{ID: 70000, Status: jobs.StatusReady, Percent: 100, Attempt: 1, Size: 4096},
 			{ID: 70001, Status: jobs.StatusUnavailable, Percent: 100, Error: "file 70001 is not available"},
 			{ID: 70007, Status: jobs.StatusProcessing, Percent: 50, Attempt: 1},
 		}

@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"fmt"
 	"math"
 	"time"
 )
@@ -45,15 +44,15 @@ type Job struct {
 }
 
 // File is the state of one file of a job. Every field it has is also carried by the file's
-// events, so a live client never has to refetch.
+// events, so a live client never has to refetch. Where a ready file is downloaded is the
+// API's to say: it adds the URL of its own route.
 type File struct {
-	ID          int64   `json:"file_id"`
-	Status      Status  `json:"status"`
-	Percent     float64 `json:"percent"`
-	Attempt     int     `json:"attempt,omitempty"`
-	Size        int64   `json:"size,omitempty"`
-	DownloadURL string  `json:"download_url,omitempty"`
-	Error       string  `json:"error,omitempty"`
+	ID      int64   `json:"file_id"`
+	Status  Status  `json:"status"`
+	Percent float64 `json:"percent"`
+	Attempt int     `json:"attempt,omitempty"`
+	Size    int64   `json:"size,omitempty"`
+	Error   string  `json:"error,omitempty"`
 }
 
 // Progress sums up the files of a job. Percent is the mean of the files' percents, so it
@@ -108,11 +107,6 @@ func ProgressOf(files []File) Progress {
 // reports.
 func RoundPercent(p float64) float64 {
 	return math.Round(p*10) / 10
-}
-
-// FileURL is where a ready file can be downloaded.
-func FileURL(jobID string, fileID int64) string {
-	return fmt.Sprintf("/v1/download/%s/files/%d", jobID, fileID)
 }
 
 // EventHeader is the part of an event that the fan-out needs to order and route it,

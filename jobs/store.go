@@ -38,30 +38,41 @@ type Store struct {
 	now       func() time.Time
 }
 
+// Defaults of Options, also the defaults of the settings that configure them.
+const (
+	RetentionDefault = 24 * time.Hour
+	ActiveTTLDefault = 7 * 24 * time.Hour
+)
+
 // Options configure a Store.
 type Options struct {
-	// Retention is how long a finished job is kept. If zero, 24 h is used.
+	// Retention is how long a finished job is kept. If zero, RetentionDefault is used.
 	Retention time.Duration
 	// ActiveTTL bounds how long an unfinished job is kept, so that a job whose every
-	// attempt was lost cannot stay in Redis forever. If zero, 7 days is used.
+	// attempt was lost cannot stay in Redis forever. If zero, ActiveTTLDefault is used.
 	ActiveTTL time.Duration
 	// Now is the clock. If nil, time.Now is used.
 	Now func() time.Time
 }
 
+// WithDefaults returns o with every zero field set to its default.
+func (o Options) WithDefaults() Options {
+	if o.Retention <= 0 {
+		o.Retention = RetentionDefault
+	}
+	if o.ActiveTTL <= 0 {
+		o.ActiveTTL = ActiveTTLDefault
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
 // NewStore returns a Store on rdb.
 func NewStore(rdb redis.UniversalClient, opts Options) *Store {
-	s := &Store{rdb: rdb, retention: opts.Retention, activeTTL: opts.ActiveTTL, now: opts.Now}
-	if s.retention <= 0 {
-		s.retention = 24 * time.Hour
-	}
-	if s.activeTTL <= 0 {
-		s.activeTTL = 7 * 24 * time.Hour
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s
+	opts = opts.WithDefaults()
+	return &Store{rdb: rdb, retention: opts.Retention, activeTTL: opts.ActiveTTL, now: opts.Now}
 }
 
 // Keys of one job. The hash tag keeps a job's keys in one Redis Cluster slot, so that a

@@ -73,7 +73,7 @@ func TestJobLifecycle(t *testing.T) {
 
 	steps := []jobs.File{
 		{ID: 70000, Status: jobs.StatusProcessing, Percent: 37.5, Attempt: 1},
-		{ID: 70000, Status: jobs.StatusReady, Percent: 100, Size: 10, DownloadURL: jobs.FileURL(id, 70000)},
+		{ID: 70000, Status: jobs.StatusReady, Percent: 100, Size: 10},
 		{ID: 70001, Status: jobs.StatusUnavailable, Percent: 100, Error: "file 70001 is not available"},
 	}
 	for i, f := range steps {

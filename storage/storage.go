@@ -14,6 +14,9 @@ import (
 	"time"
 )
 
+// DirDefault is where files are stored unless configured otherwise.
+const DirDefault = "./data/files"
+
 // ErrNotFound: no such file is stored.
 var ErrNotFound = errors.New("file not stored")
 
@@ -101,15 +104,27 @@ func (d *Dir) Size(jobID string, fileID int64) (int64, error) {
 	return info.Size(), nil
 }
 
+// Object is a stored file opened for reading, with its size. It reads and seeks as
+// http.ServeContent needs, whatever store it comes from.
+type Object struct {
+	io.ReadSeekCloser
+	Size int64
+}
+
 // Open opens a stored file for reading, or returns ErrNotFound.
-func (d *Dir) Open(jobID string, fileID int64) (*os.File, error) {
+func (d *Dir) Open(jobID string, fileID int64) (*Object, error) {
 	f, err := os.Open(d.path(jobID, fileID))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
 	} else if err != nil {
 		return nil, fmt.Errorf("open file %d: %w", fileID, err)
 	}
-	return f, nil
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat file %d: %w", fileID, err)
+	}
+	return &Object{ReadSeekCloser: f, Size: info.Size()}, nil
 }
 
 // RemoveJob deletes every file of a job.

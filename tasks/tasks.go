@@ -22,50 +22,53 @@ type DownloadPayload struct {
 	JobID string `json:"job_id"`
 }
 
+// Defaults of Options, also the defaults of the settings that configure them.
+const (
+	// FileConcurrencyDefault is how many files of one job the worker prepares at once.
+	FileConcurrencyDefault = 4
+	// MaxRetryDefault is how many times an interrupted attempt is retried.
+	MaxRetryDefault = 10
+)
+
 // Options derive a task's limits from the work it carries.
 type Options struct {
-	// FileTimeMax is the longest a file may take to prepare. If zero, 30 s is used.
+	// FileTimeMax is the longest a file may take to prepare. Below 1 s, 1 s is used.
 	FileTimeMax time.Duration
-	// FileConcurrency is how many files of a job are prepared at once. If zero, 4 is used.
+	// FileConcurrency is how many files of a job are prepared at once. If zero,
+	// FileConcurrencyDefault is used.
 	FileConcurrency int
-	// MaxRetry is how many times a failed attempt is retried. If zero, 10 is used.
+	// MaxRetry is how many times a failed attempt is retried. If zero, MaxRetryDefault is
+	// used.
 	MaxRetry int
-	// Retention is how long a finished task stays visible in the dashboard. If zero, 24 h is used.
+	// Retention is how long a finished task stays visible in the dashboard. If zero, it is
+	// deleted as soon as it finishes.
 	Retention time.Duration
+}
+
+// WithDefaults returns o with every zero field that has a default set to it.
+func (o Options) WithDefaults() Options {
+	if o.FileConcurrency <= 0 {
+		o.FileConcurrency = FileConcurrencyDefault
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = MaxRetryDefault
+	}
+	return o
 }
 
 // Timeout is how long one attempt at a job of files files may run: twice the time its
 // files take at worst, for transient errors and their back-off, and a minute more. Asynq's
 // default of 30 minutes would cut long jobs short and leave short ones hanging.
 func (o Options) Timeout(files int) time.Duration {
-	fileTime, concurrency := o.FileTimeMax, o.FileConcurrency
-	if fileTime <= 0 {
-		fileTime = 30 * time.Second
-	}
-	if concurrency <= 0 {
-		concurrency = 4
-	}
-	rounds := (files + concurrency - 1) / concurrency
-	return time.Duration(rounds)*max(fileTime, time.Second)*2 + time.Minute
-}
-
-func (o Options) maxRetry() int {
-	if o.MaxRetry <= 0 {
-		return 10
-	}
-	return o.MaxRetry
-}
-
-func (o Options) retention() time.Duration {
-	if o.Retention <= 0 {
-		return 24 * time.Hour
-	}
-	return o.Retention
+	o = o.WithDefaults()
+	rounds := (files + o.FileConcurrency - 1) / o.FileConcurrency
+	return time.Duration(rounds)*max(o.FileTimeMax, time.Second)*2 + time.Minute
 }
 
 // NewDownloadTask returns the task of job jobID, which has files files. Its task id is the
 // job id, so one job never has two tasks.
 func NewDownloadTask(jobID string, files int, o Options) (*asynq.Task, error) {
+	o = o.WithDefaults()
 	payload, err := json.Marshal(DownloadPayload{JobID: jobID})
 	if err != nil {
 		return nil, fmt.Errorf("encode payload of job %s: %w", jobID, err)
@@ -74,8 +77,8 @@ func NewDownloadTask(jobID string, files int, o Options) (*asynq.Task, error) {
 		asynq.TaskID(jobID),
 		asynq.Queue(Queue),
 		asynq.Timeout(o.Timeout(files)),
-		asynq.MaxRetry(o.maxRetry()),
-		asynq.Retention(o.retention()),
+		asynq.MaxRetry(o.MaxRetry),
+		asynq.Retention(o.Retention),
 	), nil
 }
 

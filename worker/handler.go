@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/origin"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"golang.org/x/sync/errgroup"
 )
@@ -32,9 +33,7 @@ type Handler struct {
 
 // NewHandler returns a Handler. Its zero Config fields take the defaults of Config.
 func NewHandler(store JobStore, files FileStore, cfg Config, log *slog.Logger) *Handler {
-	if cfg.FileConcurrency <= 0 {
-		cfg.FileConcurrency = 4
-	}
+	cfg = cfg.WithDefaults()
 	return &Handler{store: store, files: files, cfg: cfg, log: log, stopping: make(chan struct{})}
 }
 
@@ -135,7 +134,7 @@ func (a *attempt) fail(ctx context.Context, jobErr jobs.Error) {
 
 // prepare takes one file from its checkpoint to a terminal state.
 func (a *attempt) prepare(ctx context.Context, f jobs.File) error {
-	src := a.h.cfg.Source
+	src := a.h.cfg.Origin
 	// A file stored by an attempt that died before it could say so is ready as it is.
 	if size, err := a.h.files.Size(a.jobID, f.ID); err == nil {
 		return a.ready(ctx, f, size)
@@ -165,7 +164,7 @@ func (a *attempt) prepare(ctx context.Context, f jobs.File) error {
 			failures++
 			if failures > a.h.cfg.FileRetries {
 				return a.update(ctx, jobs.File{ID: f.ID, Status: jobs.StatusFailed, Percent: 100, Attempt: f.Attempt,
-					Error: fmt.Sprintf("%v preparing file %d; gave up after %d tries", ErrTransient, f.ID, failures)})
+					Error: fmt.Sprintf("%v preparing file %d; gave up after %d tries", origin.ErrTransient, f.ID, failures)})
 			}
 			if err := a.wait(ctx, backoff(failures)); err != nil {
 				return err
@@ -193,7 +192,7 @@ func (a *attempt) prepare(ctx context.Context, f jobs.File) error {
 
 func (a *attempt) ready(ctx context.Context, f jobs.File, size int64) error {
 	return a.update(ctx, jobs.File{ID: f.ID, Status: jobs.StatusReady, Percent: 100, Attempt: f.Attempt,
-		Size: size, DownloadURL: jobs.FileURL(a.jobID, f.ID)})
+		Size: size})
 }
 
 // update checkpoints a file. A percent that would go backwards, or a file already

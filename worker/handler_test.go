@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/origin"
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"github.com/redis/go-redis/v9"
@@ -88,10 +89,10 @@ func drain(ch <-chan map[string]any) []map[string]any {
 	}
 }
 
-var quick = Source{TimeMin: 20 * time.Millisecond, TimeMax: 60 * time.Millisecond, SizeMax: 4096}
+var quick = origin.Simulated{TimeMin: 20 * time.Millisecond, TimeMax: 60 * time.Millisecond, SizeMax: 4096}
 
 func TestJobRunsToCompletionWithRealFiles(t *testing.T) {
-	s := newSetup(t, Config{Source: quick})
+	s := newSetup(t, Config{Origin: quick})
 	id := s.newJob(t, 7, 8, 14)
 	evs := s.events(t, id)
 	if err := s.process(context.Background(), t, id); err != nil {
@@ -142,7 +143,7 @@ func TestJobRunsToCompletionWithRealFiles(t *testing.T) {
 func TestTransientErrorsOutlastingRetriesFailTheFile(t *testing.T) {
 	src := quick
 	src.FailureRate = 1
-	s := newSetup(t, Config{Source: src, FileRetries: 2})
+	s := newSetup(t, Config{Origin: src, FileRetries: 2})
 	id := s.newJob(t, 7)
 	if err := s.process(context.Background(), t, id); err != nil {
 		t.Fatal(err)
@@ -160,7 +161,7 @@ func TestTransientErrorsOutlastingRetriesFailTheFile(t *testing.T) {
 func TestTransientErrorsWithinRetriesAreOvercome(t *testing.T) {
 	src := quick
 	src.FailureRate = 0.2
-	s := newSetup(t, Config{Source: src, FileRetries: 100})
+	s := newSetup(t, Config{Origin: src, FileRetries: 100})
 	id := s.newJob(t, 7, 14, 21)
 	if err := s.process(context.Background(), t, id); err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestTransientErrorsWithinRetriesAreOvercome(t *testing.T) {
 }
 
 func TestNewAttemptResumesFromCheckpoints(t *testing.T) {
-	s := newSetup(t, Config{Source: quick})
+	s := newSetup(t, Config{Origin: quick})
 	ctx := context.Background()
 	id := s.newJob(t, 7, 14, 21)
 	// An attempt that died: file 7 was 60% done, file 14 was stored but not yet recorded
@@ -216,8 +217,8 @@ func TestNewAttemptResumesFromCheckpoints(t *testing.T) {
 }
 
 func TestCancelStopsTheAttemptAtItsNextStep(t *testing.T) {
-	slow := Source{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
-	s := newSetup(t, Config{Source: slow})
+	slow := origin.Simulated{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
+	s := newSetup(t, Config{Origin: slow})
 	ctx := context.Background()
 	id := s.newJob(t, 7, 14)
 	evs := s.events(t, id)
@@ -252,8 +253,8 @@ func TestCancelStopsTheAttemptAtItsNextStep(t *testing.T) {
 }
 
 func TestShutdownHandsTheJobBack(t *testing.T) {
-	slow := Source{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
-	s := newSetup(t, Config{Source: slow})
+	slow := origin.Simulated{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
+	s := newSetup(t, Config{Origin: slow})
 	id := s.newJob(t, 7)
 	evs := s.events(t, id)
 	done := make(chan error, 1)
@@ -282,8 +283,8 @@ func TestShutdownHandsTheJobBack(t *testing.T) {
 }
 
 func TestJobPastItsTimeoutFailsAndKeepsReadyFiles(t *testing.T) {
-	slow := Source{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
-	s := newSetup(t, Config{Source: slow, FileConcurrency: 1})
+	slow := origin.Simulated{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
+	s := newSetup(t, Config{Origin: slow, FileConcurrency: 1})
 	id := s.newJob(t, 7, 14)
 	// File 7 was stored by an earlier attempt, so it turns ready at once; 14 takes 10 s.
 	if _, err := s.files.Write(id, 7, "earlier", slow.Content(7)); err != nil {

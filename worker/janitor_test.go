@@ -15,7 +15,7 @@ import (
 )
 
 func TestJanitorRemovesOnlyFilesOfExpiredJobs(t *testing.T) {
-	s := newSetup(t, Config{Source: quick})
+	s := newSetup(t, Config{Origin: quick})
 	ctx := context.Background()
 	live := s.newJob(t, 7)
 	expired := jobs.NewID() // files stored, record gone
@@ -42,7 +42,7 @@ func TestJanitorRemovesOnlyFilesOfExpiredJobs(t *testing.T) {
 }
 
 func TestJanitorEndsJobsWhoseTaskWasArchived(t *testing.T) {
-	s := newSetup(t, Config{Source: quick})
+	s := newSetup(t, Config{Origin: quick})
 	ctx := context.Background()
 	stranded, finished := s.newJob(t, 7, 14), s.newJob(t, 21)
 	if _, err := s.store.Claim(ctx, stranded, "dead"); err != nil {

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/origin"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"github.com/redis/go-redis/v9"
 )
@@ -36,42 +38,88 @@ var (
 	_ asynq.ErrorHandler = (*Worker)(nil)
 )
 
+// Defaults of Config, also the defaults of the settings that configure them.
+const (
+	// ConcurrencyDefault: jobs mostly wait, so asynq's default of one per CPU would leave
+	// the machine idle.
+	ConcurrencyDefault = 20
+	// FileRetriesDefault is how many transient errors one file tolerates.
+	FileRetriesDefault = 3
+	// ShutdownTimeoutDefault: jobs checkpoint at every progress step and hand back at the
+	// next one, so a few seconds are enough.
+	ShutdownTimeoutDefault = 10 * time.Second
+	// SweepIntervalDefault is how often the janitor sweeps.
+	SweepIntervalDefault = time.Minute
+)
+
 // Config configures a Worker.
 type Config struct {
-	// Concurrency is how many jobs run at once. If zero, 20 is used: jobs mostly wait, so
-	// asynq's default of one per CPU would leave the machine idle.
+	// Concurrency is how many jobs run at once. If zero, ConcurrencyDefault is used.
 	Concurrency int
-	// FileConcurrency is how many files of one job are prepared at once. If zero, 4 is used.
+	// FileConcurrency is how many files of one job are prepared at once. If zero,
+	// tasks.FileConcurrencyDefault is used.
 	FileConcurrency int
-	// FileRetries is how many transient errors one file tolerates before it ends failed.
+	// FileRetries is how many transient errors one file tolerates before it ends failed;
+	// zero tolerates none.
 	FileRetries int
 	// ShutdownTimeout is how long a stopping worker waits for its jobs to hand back. If
-	// zero, 10 s is used. Jobs checkpoint at every progress step and hand back at the next
-	// one, so a few seconds are enough.
+	// zero, ShutdownTimeoutDefault is used.
 	ShutdownTimeout time.Duration
-	// Source is the simulated origin of files.
-	Source Source
+	// SweepInterval is how often the janitor sweeps. If zero, SweepIntervalDefault is used.
+	SweepInterval time.Duration
+	// Origin is where files come from.
+	Origin origin.Simulated
 }
 
-// Worker is an Asynq server that runs download jobs.
+// WithDefaults returns c with every zero field that has a default set to it.
+func (c Config) WithDefaults() Config {
+	if c.Concurrency <= 0 {
+		c.Concurrency = ConcurrencyDefault
+	}
+	if c.FileConcurrency <= 0 {
+		c.FileConcurrency = tasks.FileConcurrencyDefault
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = ShutdownTimeoutDefault
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = SweepIntervalDefault
+	}
+	return c
+}
+
+// Worker is an Asynq server that runs download jobs, and the janitor that keeps what they
+// leave behind in order.
 type Worker struct {
-	srv *asynq.Server
-	h   *Handler
-	log *slog.Logger
+	srv     *asynq.Server
+	h       *Handler
+	janitor *Janitor
+	cfg     Config
+	log     *slog.Logger
+
+	// sweep ends the janitor's loop, which wg awaits.
+	sweep context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+// Store is what a worker needs of the job store: what its attempts write, and what its
+// janitor checks.
+type Store interface {
+	JobStore
+	JanitorStore
+}
+
+// Files is what a worker needs of the file storage.
+type Files interface {
+	FileStore
+	StoredJobs
 }
 
 // New returns a Worker that takes tasks from rdb.
-func New(rdb redis.UniversalClient, store JobStore, files FileStore, cfg Config, log *slog.Logger) *Worker {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 20
-	}
-	if cfg.FileConcurrency <= 0 {
-		cfg.FileConcurrency = 4
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 10 * time.Second
-	}
-	w := &Worker{h: NewHandler(store, files, cfg, log), log: log}
+func New(rdb redis.UniversalClient, store Store, files Files, cfg Config, log *slog.Logger) *Worker {
+	cfg = cfg.WithDefaults()
+	w := &Worker{h: NewHandler(store, files, cfg, log), cfg: cfg, log: log,
+		janitor: NewJanitor(store, files, Archive{asynq.NewInspectorFromRedisClient(rdb)}, log.With("component", "janitor"))}
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		Queues:      map[string]int{tasks.Queue: 1},
@@ -95,12 +143,19 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	// Redis expires finished jobs; the janitor removes their files, and ends the jobs
+	// whose task asynq gave up on.
+	ctx, stop := context.WithCancel(context.Background())
+	w.sweep = stop
+	w.wg.Go(func() { w.janitor.Run(ctx, w.cfg.SweepInterval) })
 	return nil
 }
 
-// Shutdown stops taking tasks and hands the running jobs back at their next checkpoint,
-// so that another worker resumes them at once.
+// Shutdown stops the janitor and taking tasks, and hands the running jobs back at their
+// next checkpoint, so that another worker resumes them at once.
 func (w *Worker) Shutdown() {
+	w.sweep()
+	w.wg.Wait()
 	w.srv.Stop()
 	close(w.h.stopping)
 	w.srv.Shutdown()

@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/origin"
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"github.com/redis/go-redis/v9"
@@ -16,14 +17,14 @@ import (
 // TestHandBackOnTheLastRetryEndsTheJob: asynq archives a task that errs on its last
 // retry, a hand-back at shutdown included; the job must end rather than stay processing.
 func TestHandBackOnTheLastRetryEndsTheJob(t *testing.T) {
-	slow := Source{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
-	s := newSetup(t, Config{Source: slow})
+	slow := origin.Simulated{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
+	s := newSetup(t, Config{Origin: slow})
 	id := s.newJob(t, 7)
 	task, _ := tasks.NewDownloadTask(id, 1, tasks.Options{})
 	if _, err := asynq.NewClientFromRedisClient(s.rdb).Enqueue(task, asynq.MaxRetry(0)); err != nil {
 		t.Fatal(err)
 	}
-	w := New(s.rdb, s.store, s.files, Config{Source: slow, ShutdownTimeout: 5 * time.Second}, discard)
+	w := New(s.rdb, s.store, s.files, Config{Origin: slow, ShutdownTimeout: 5 * time.Second}, discard)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +59,8 @@ func TestAttemptRidesOutARedisRestart(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	store := jobs.NewStore(rdb, jobs.Options{})
 	files, _ := storage.NewDir(t.TempDir())
-	src := Source{TimeMin: 2 * time.Second, TimeMax: 2 * time.Second, SizeMax: 4096}
-	s := setup{h: NewHandler(store, files, Config{Source: src}, discard), store: store, files: files, rdb: rdb}
+	src := origin.Simulated{TimeMin: 2 * time.Second, TimeMax: 2 * time.Second, SizeMax: 4096}
+	s := setup{h: NewHandler(store, files, Config{Origin: src}, discard), store: store, files: files, rdb: rdb}
 	id := s.newJob(t, 7, 14)
 	// AOF is synced every second: wait for the job's record to be on disk.
 	if err := rdb.Do(context.Background(), "BGREWRITEAOF").Err(); err != nil {

@@ -7,6 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/longhaul-dev/longhaul/api"
+	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/origin"
+	"github.com/longhaul-dev/longhaul/storage"
+	"github.com/longhaul-dev/longhaul/tasks"
+	"github.com/longhaul-dev/longhaul/worker"
 )
 
 // config is every setting of longhaul, read from the environment. The names and defaults
@@ -32,6 +39,9 @@ type config struct {
 	LogFormat         string
 }
 
+// addrDefault is where serve and api listen unless told otherwise.
+const addrDefault = ":3000"
+
 // maxPingInterval keeps live connections inside the idle limits of common proxies.
 const maxPingInterval = 25 * time.Second
 
@@ -41,20 +51,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 	r := envReader{getenv: getenv}
 	c := config{
 		RedisURL:          strings.TrimSpace(getenv("REDIS_URL")),
-		Addr:              r.str("LONGHAUL_ADDR", ":3000"),
-		StorageDir:        r.str("LONGHAUL_STORAGE_DIR", "./data/files"),
-		FileTimeMin:       r.duration("LONGHAUL_FILE_TIME_MIN", 10*time.Second),
-		FileTimeMax:       r.duration("LONGHAUL_FILE_TIME_MAX", 30*time.Second),
-		FileSizeMax:       r.size("LONGHAUL_FILE_SIZE_MAX", 8<<20),
+		Addr:              r.str("LONGHAUL_ADDR", addrDefault),
+		StorageDir:        r.str("LONGHAUL_STORAGE_DIR", storage.DirDefault),
+		FileTimeMin:       r.duration("LONGHAUL_FILE_TIME_MIN", origin.TimeMinDefault),
+		FileTimeMax:       r.duration("LONGHAUL_FILE_TIME_MAX", origin.TimeMaxDefault),
+		FileSizeMax:       r.size("LONGHAUL_FILE_SIZE_MAX", origin.SizeMaxDefault),
 		FileFailureRate:   r.fraction("LONGHAUL_FILE_FAILURE_RATE", 0),
-		FileRetries:       r.integer("LONGHAUL_FILE_RETRIES", 3, 0, 100),
-		MaxFiles:          r.integer("LONGHAUL_MAX_FILES", 1000, 1, 100000),
-		WorkerConcurrency: r.integer("LONGHAUL_WORKER_CONCURRENCY", 20, 1, 10000),
-		FileConcurrency:   r.integer("LONGHAUL_FILE_CONCURRENCY", 4, 1, 1000),
-		PingInterval:      r.duration("LONGHAUL_PING_INTERVAL", 20*time.Second),
+		FileRetries:       r.integer("LONGHAUL_FILE_RETRIES", worker.FileRetriesDefault, 0, 100),
+		MaxFiles:          r.integer("LONGHAUL_MAX_FILES", api.MaxFilesDefault, 1, 100000),
+		WorkerConcurrency: r.integer("LONGHAUL_WORKER_CONCURRENCY", worker.ConcurrencyDefault, 1, 10000),
+		FileConcurrency:   r.integer("LONGHAUL_FILE_CONCURRENCY", tasks.FileConcurrencyDefault, 1, 1000),
+		PingInterval:      r.duration("LONGHAUL_PING_INTERVAL", api.PingIntervalDefault),
 		AllowedOrigins:    r.list("LONGHAUL_ALLOWED_ORIGINS"),
-		Retention:         r.duration("LONGHAUL_RETENTION", 24*time.Hour),
-		ShutdownTimeout:   r.duration("LONGHAUL_SHUTDOWN_TIMEOUT", 10*time.Second),
+		Retention:         r.duration("LONGHAUL_RETENTION", jobs.RetentionDefault),
+		ShutdownTimeout:   r.duration("LONGHAUL_SHUTDOWN_TIMEOUT", worker.ShutdownTimeoutDefault),
 		AllowEviction:     r.boolean("LONGHAUL_ALLOW_EVICTION"),
 		LogLevel:          r.level("LONGHAUL_LOG_LEVEL"),
 		LogFormat:         r.oneOf("LONGHAUL_LOG_FORMAT", "text", "json"),

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -18,6 +16,7 @@ import (
 	"github.com/longhaul-dev/longhaul/dashboard"
 	"github.com/longhaul-dev/longhaul/frontend"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/origin"
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"github.com/longhaul-dev/longhaul/worker"
@@ -76,8 +75,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	taskOpts := tasks.Options{FileTimeMax: cfg.FileTimeMax, FileConcurrency: cfg.FileConcurrency,
-		Retention: cfg.Retention}
 
 	if m.runsWorker() {
 		w := worker.New(rdb, store, files, worker.Config{
@@ -85,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			FileConcurrency: cfg.FileConcurrency,
 			FileRetries:     cfg.FileRetries,
 			ShutdownTimeout: cfg.ShutdownTimeout,
-			Source: worker.Source{TimeMin: cfg.FileTimeMin, TimeMax: cfg.FileTimeMax,
+			Origin: origin.Simulated{TimeMin: cfg.FileTimeMin, TimeMax: cfg.FileTimeMax,
 				SizeMax: cfg.FileSizeMax, FailureRate: cfg.FileFailureRate},
 		}, log.With("component", "worker"))
 		if err := w.Start(); err != nil {
@@ -93,38 +90,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer w.Shutdown()
 		log.Info("worker started", "concurrency", cfg.WorkerConcurrency, "file_concurrency", cfg.FileConcurrency)
-
-		// Redis expires finished jobs; the janitor removes their files, and ends the jobs
-		// whose task asynq gave up on.
-		sweep, stopSweep := context.WithCancel(ctx)
-		var swept sync.WaitGroup
-		archive := worker.Archive{Inspector: asynq.NewInspectorFromRedisClient(rdb)}
-		swept.Go(func() {
-			worker.NewJanitor(store, files, archive, log.With("component", "janitor")).Run(sweep, time.Minute)
-		})
-		defer func() { stopSweep(); swept.Wait() }()
 	}
 
-	serveErr := make(chan error, 1)
 	if m.runsAPI() {
-		stop, err := startAPI(cfg, rdb, store, files, taskOpts, log, stdout, serveErr)
+		a := newAPI(cfg, rdb, store, files, log)
+		l, err := net.Listen("tcp", cfg.Addr)
 		if err != nil {
+			return fmt.Errorf("listen on %s (LONGHAUL_ADDR): %w", cfg.Addr, err)
+		}
+		a.Start(l)
+		defer shutdownWithin(ctx, cfg.ShutdownTimeout, a.Shutdown)
+		fmt.Fprintf(stdout, "longhaul listening on http://%s\n", displayAddr(l.Addr()))
+		log.Info("api started", "addr", l.Addr().String(), "dashboard", "/monitoring/")
+		select {
+		case <-ctx.Done():
+		case err := <-a.Err():
 			return err
 		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-			defer cancel()
-			stop(ctx)
-		}()
+	} else {
+		<-ctx.Done()
 	}
+	log.Info("shutting down")
+	return nil
+}
 
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-		return nil
-	case err := <-serveErr:
-		return err
-	}
+// shutdownWithin calls shutdown with a context that ends timeout after ctx does.
+func shutdownWithin(ctx context.Context, timeout time.Duration, shutdown func(context.Context)) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	shutdown(ctx)
 }
 
 func parseArgs(args []string, stderr io.Writer) (mode, string, error) {
@@ -162,56 +156,28 @@ func newLogger(w io.Writer, cfg config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// startAPI listens on cfg.Addr and serves the API in the background; a failure of the
-// server after start-up arrives on serveErr. It prints the address it listens on, and
-// returns the function that shuts it down: live clients are told to go elsewhere (1001)
-// first, then HTTP stops accepting and waits for the requests in flight.
-func startAPI(cfg config, rdb redis.UniversalClient, store *jobs.Store, files *storage.Dir,
-	taskOpts tasks.Options, log *slog.Logger, stdout io.Writer, serveErr chan<- error) (func(context.Context), error) {
-	hub := api.NewHub(rdb, store, log.With("component", "hub"))
-	go hub.Run()
+// newAPI builds the API with the browser UI and the dashboard.
+func newAPI(cfg config, rdb redis.UniversalClient, store *jobs.Store, files *storage.Dir, log *slog.Logger) *api.Server {
 	ui, built := frontend.Files()
 	if !built {
 		log.Warn("this binary has no browser UI built in; `make build` builds it")
 	}
-	a := api.New(api.Config{
+	return api.New(api.Config{
 		MaxFiles:       cfg.MaxFiles,
 		PingInterval:   cfg.PingInterval,
 		AllowedOrigins: cfg.AllowedOrigins,
-		Tasks:          taskOpts,
+		Tasks: tasks.Options{FileTimeMax: cfg.FileTimeMax, FileConcurrency: cfg.FileConcurrency,
+			Retention: cfg.Retention},
 	}, api.Deps{
+		Redis:     rdb,
 		Store:     store,
 		Queue:     asynq.NewClientFromRedisClient(rdb),
 		Tasks:     asynq.NewInspectorFromRedisClient(rdb),
 		Files:     files,
-		Hub:       hub,
 		UI:        ui,
 		Dashboard: dashboard.New(rdb),
 		Log:       log,
 	})
-	l, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		hub.Close(1001, "start-up failed")
-		return nil, fmt.Errorf("listen on %s (LONGHAUL_ADDR): %w", cfg.Addr, err)
-	}
-	srv := &http.Server{
-		Handler:           a,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
-	go func() {
-		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- fmt.Errorf("serve http: %w", err)
-		}
-	}()
-	fmt.Fprintf(stdout, "longhaul listening on http://%s\n", displayAddr(l.Addr()))
-	log.Info("api started", "addr", l.Addr().String(), "dashboard", "/monitoring/")
-	return func(ctx context.Context) {
-		a.CloseLive(ctx)
-		if err := srv.Shutdown(ctx); err != nil {
-			log.Warn("http shutdown cut short", "err", err)
-		}
-	}, nil
 }
 
 // displayAddr is an address a person can click: the loopback one for a wildcard listener.

@@ -1,4 +1,14 @@
-package api
+// Package live fans the events of jobs out to the clients that watch them live.
+//
+// A Hub holds one pub/sub connection, subscribed to the channels of watched jobs only
+// (reference-counted), and an index from job id to watchers. Every watcher gets a snapshot
+// first and then the events with a higher seq, in order. The hub subscribes before it reads
+// the snapshot, so no event can fall in between; an event with a gap before it, or a lost
+// pub/sub connection, resyncs the watchers with a snapshot.
+//
+// The hub knows nothing of HTTP or of the wire format: sinks (a WebSocket, an SSE stream)
+// carry the messages, and a Renderer turns records and events into their bytes.
+package live
 
 import (
 	"context"
@@ -29,17 +39,30 @@ type Snapshotter interface {
 	Get(ctx context.Context, id string) (*jobs.Job, error)
 }
 
-// Hub fans the events of jobs out to the live clients that watch them. It holds one pub/sub
-// connection, subscribed to the channels of watched jobs only (reference-counted), and an
-// index from job id to watchers.
-//
-// Every watcher gets a snapshot first and then the events with a higher seq, in order. The
-// hub subscribes before it reads the snapshot, so no event can fall in between; an event
-// with a gap before it, or a lost pub/sub connection, resyncs the watchers with a snapshot.
+// Renderer turns what the store holds into what clients receive. The hub renders each
+// event once, however many clients watch its job.
+type Renderer interface {
+	// Snapshot is the first message of a watch: the job's whole record.
+	Snapshot(job *jobs.Job) []byte
+	// Event is an event as published by the store, as clients receive it.
+	Event(jobID string, ev jobs.EventHeader, payload []byte) []byte
+}
+
+// Close codes the hub uses, beside those its callers pass.
+const (
+	CloseNormal       = 1000 // the job finished and its final event was sent
+	CloseGoingAway    = 1001 // the server shuts down; the client reconnects elsewhere
+	CloseTooSlow      = 1008 // the client fell behind; it reconnects and resyncs
+	CloseInternal     = 1011 // a resync failed; the client reconnects
+	CloseTryAgainLate = 1013 // the job could not be watched now
+)
+
+// Hub fans the events of jobs out to the live clients that watch them.
 type Hub struct {
-	store Snapshotter
-	ps    *redis.PubSub
-	log   *slog.Logger
+	store  Snapshotter
+	render Renderer
+	ps     *redis.PubSub
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	topics map[string]*topic // job id → its watchers; guarded by mu
@@ -50,7 +73,7 @@ type Hub struct {
 	// slowClosed counts the clients closed for falling behind, for the logs.
 	slowClosed atomic.Int64
 
-	// ctx ends the hub's background work: the receive loop and resyncs.
+	// ctx ends the hub's background work: the receive loop and resyncs, which wg awaits.
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -61,20 +84,39 @@ type topic struct {
 	ready    chan struct{} // closed once the subscription is confirmed
 }
 
-// NewHub returns a hub on rdb. Run must be called for it to deliver anything.
-func NewHub(rdb redis.UniversalClient, store Snapshotter, log *slog.Logger) *Hub {
+// NewHub returns a hub on rdb. It delivers nothing until Start.
+func NewHub(rdb redis.UniversalClient, store Snapshotter, render Renderer, log *slog.Logger) *Hub {
 	ctx, stop := context.WithCancel(context.Background())
-	return &Hub{store: store, ps: rdb.Subscribe(ctx), log: log, topics: map[string]*topic{},
-		pending: map[string]int{}, ctx: ctx, stop: stop}
+	return &Hub{store: store, render: render, ps: rdb.Subscribe(ctx), log: log,
+		topics: map[string]*topic{}, pending: map[string]int{}, ctx: ctx, stop: stop}
 }
 
 // resyncTimeout bounds one snapshot read of a resync or a new watcher.
 const resyncTimeout = 5 * time.Second
 
-// Run receives events until Close, reconnecting by itself. It returns when the hub closes.
-func (h *Hub) Run() {
-	h.wg.Add(1)
-	defer h.wg.Done()
+// Start receives events in the background until Shutdown.
+func (h *Hub) Start() {
+	h.wg.Go(h.receive)
+}
+
+// Shutdown stops the hub and closes every watcher with code (CloseGoingAway when the server
+// shuts down), then waits for the hub's goroutines.
+func (h *Hub) Shutdown(code int, reason string) {
+	h.stop()
+	h.ps.Close()
+	h.mu.Lock()
+	for _, t := range h.topics {
+		for w := range t.watchers {
+			w.sink.Close(code, reason)
+		}
+	}
+	h.topics = map[string]*topic{}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// receive reads the pub/sub connection until the hub stops, reconnecting by itself.
+func (h *Hub) receive() {
 	broken := false
 	for h.ctx.Err() == nil {
 		msg, err := h.ps.ReceiveTimeout(h.ctx, 15*time.Second)
@@ -123,21 +165,6 @@ func (h *Hub) sleep(d time.Duration) {
 	case <-time.After(d):
 	case <-h.ctx.Done():
 	}
-}
-
-// Close stops the hub and closes every watcher with code (1001 when the server shuts down).
-func (h *Hub) Close(code int, reason string) {
-	h.stop()
-	h.ps.Close()
-	h.mu.Lock()
-	for _, t := range h.topics {
-		for w := range t.watchers {
-			w.sink.Close(code, reason)
-		}
-	}
-	h.topics = map[string]*topic{}
-	h.mu.Unlock()
-	h.wg.Wait()
 }
 
 // Watch starts sending the events of job id to sink: a snapshot first, then every later
@@ -223,7 +250,7 @@ func (h *Hub) confirm(channel string) {
 	}
 }
 
-// dispatch hands one event to the watchers of its job.
+// dispatch renders one event and hands it to the watchers of its job.
 func (h *Hub) dispatch(id string, payload []byte) {
 	var ev jobs.EventHeader
 	if err := json.Unmarshal(payload, &ev); err != nil {
@@ -240,8 +267,12 @@ func (h *Hub) dispatch(id string, payload []byte) {
 		}
 	}
 	h.mu.Unlock()
+	if len(ws) == 0 {
+		return
+	}
+	msg := h.render.Event(id, ev, payload)
 	for _, w := range ws {
-		w.deliver(ev, payload)
+		w.deliver(ev, msg)
 	}
 }
 
@@ -293,25 +324,13 @@ type watcher struct {
 }
 
 type held struct {
-	ev      jobs.EventHeader
-	payload []byte
+	ev  jobs.EventHeader
+	msg []byte
 }
 
 // maxHeld bounds the events a watcher holds while its snapshot is read; past it, they are
 // dropped and another snapshot covers them.
 const maxHeld = 256
-
-// snapshot is the first message of every live connection.
-type snapshot struct {
-	Type string     `json:"type"`
-	Seq  int64      `json:"seq"`
-	Job  statusBody `json:"job"`
-}
-
-func snapshotMessage(job *jobs.Job) []byte {
-	msg, _ := json.Marshal(snapshot{Type: "snapshot", Seq: job.Seq, Job: statusBody{job, pollAfterMS}})
-	return msg
-}
 
 // start sends a snapshot, then the events held meanwhile that are newer.
 func (w *watcher) start(job *jobs.Job) {
@@ -321,7 +340,7 @@ func (w *watcher) start(job *jobs.Job) {
 		return
 	}
 	w.started, w.seq = true, job.Seq
-	w.sink.Send(job.Seq, snapshotMessage(job))
+	w.sink.Send(job.Seq, w.hub.render.Snapshot(job))
 	if job.Status.Terminal() {
 		w.finish()
 		return
@@ -329,14 +348,14 @@ func (w *watcher) start(job *jobs.Job) {
 	held, spilled := w.held, w.spilled
 	w.held, w.spilled = nil, false
 	for _, e := range held {
-		w.forward(e.ev, e.payload)
+		w.forward(e.ev, e.msg)
 	}
 	if spilled {
 		w.resyncLocked()
 	}
 }
 
-func (w *watcher) deliver(ev jobs.EventHeader, payload []byte) {
+func (w *watcher) deliver(ev jobs.EventHeader, msg []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
@@ -344,17 +363,17 @@ func (w *watcher) deliver(ev jobs.EventHeader, payload []byte) {
 	}
 	if !w.started {
 		if len(w.held) < maxHeld {
-			w.held = append(w.held, held{ev, payload})
+			w.held = append(w.held, held{ev, msg})
 		} else {
 			w.spilled = true
 		}
 		return
 	}
-	w.forward(ev, payload)
+	w.forward(ev, msg)
 }
 
 // forward sends an event in seq order; w.mu must be held.
-func (w *watcher) forward(ev jobs.EventHeader, payload []byte) {
+func (w *watcher) forward(ev jobs.EventHeader, msg []byte) {
 	switch {
 	case ev.Seq <= w.seq:
 		return // the snapshot already has it
@@ -363,7 +382,7 @@ func (w *watcher) forward(ev jobs.EventHeader, payload []byte) {
 		return
 	}
 	w.seq = ev.Seq
-	w.sink.Send(ev.Seq, payload)
+	w.sink.Send(ev.Seq, msg)
 	if ev.Final() {
 		w.finish()
 	}
@@ -371,7 +390,7 @@ func (w *watcher) forward(ev jobs.EventHeader, payload []byte) {
 
 func (w *watcher) finish() {
 	w.done = true
-	w.sink.Close(1000, "job finished")
+	w.sink.Close(CloseNormal, "job finished")
 }
 
 func (w *watcher) resync() {
@@ -387,9 +406,7 @@ func (w *watcher) resyncLocked() {
 	}
 	w.started, w.held, w.spilled = false, nil, false
 	h := w.hub
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
+	h.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
 		defer cancel()
 		job, err := h.store.Get(ctx, w.job)
@@ -398,9 +415,9 @@ func (w *watcher) resyncLocked() {
 			w.mu.Lock()
 			w.done = true
 			w.mu.Unlock()
-			w.sink.Close(1011, "resync failed")
+			w.sink.Close(CloseInternal, "resync failed")
 			return
 		}
 		w.start(job)
-	}()
+	})
 }

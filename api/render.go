@@ -1,0 +1,88 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/live"
+)
+
+// This file is the wire format of a job: the status body, the live snapshot and the live
+// events, as the contract defines them. The store keeps the job's state; what only the API
+// knows (the URLs of its own routes, the polling interval) is added here.
+
+// pollAfterMS is the interval the status body suggests to polling clients.
+const pollAfterMS = 1000
+
+// statusBody is the body of GET /v1/download/status/{job_id}, and the job of a snapshot.
+type statusBody struct {
+	JobID       string        `json:"job_id"`
+	Status      jobs.Status   `json:"status"`
+	Seq         int64         `json:"seq"`
+	Progress    jobs.Progress `json:"progress"`
+	Files       []fileBody    `json:"files"`
+	Error       *jobs.Error   `json:"error"`
+	CreatedAt   time.Time     `json:"created_at"`
+	UpdatedAt   time.Time     `json:"updated_at"`
+	FinishedAt  *time.Time    `json:"finished_at"`
+	PollAfterMS int           `json:"poll_after_ms"`
+}
+
+// fileBody is one file of the status body: its state, and where to download it once ready.
+type fileBody struct {
+	jobs.File
+	DownloadURL string `json:"download_url,omitempty"`
+}
+
+func statusOf(job *jobs.Job) statusBody {
+	files := make([]fileBody, len(job.Files))
+	for i, f := range job.Files {
+		files[i] = fileBody{File: f}
+		if f.Status == jobs.StatusReady {
+			files[i].DownloadURL = fileURL(job.ID, f.ID)
+		}
+	}
+	return statusBody{JobID: job.ID, Status: job.Status, Seq: job.Seq, Progress: job.Progress, Files: files,
+		Error: job.Error, CreatedAt: job.CreatedAt, UpdatedAt: job.UpdatedAt, FinishedAt: job.FinishedAt,
+		PollAfterMS: pollAfterMS}
+}
+
+// snapshot is the first message of every live connection.
+type snapshot struct {
+	Type string     `json:"type"`
+	Seq  int64      `json:"seq"`
+	Job  statusBody `json:"job"`
+}
+
+// renderer renders jobs for the hub.
+type renderer struct{}
+
+var _ live.Renderer = renderer{}
+
+func (renderer) Snapshot(job *jobs.Job) []byte {
+	msg, _ := json.Marshal(snapshot{Type: "snapshot", Seq: job.Seq, Job: statusOf(job)})
+	return msg
+}
+
+// Event passes the store's event on, adding the download URL to the event of a file that
+// became ready, so the event carries every field of the file's entry in the status body.
+func (renderer) Event(jobID string, ev jobs.EventHeader, payload []byte) []byte {
+	if ev.Type != "file" || ev.Status != jobs.StatusReady || !bytes.HasSuffix(payload, []byte("}")) {
+		return payload
+	}
+	var file struct {
+		ID int64 `json:"file_id"`
+	}
+	if json.Unmarshal(payload, &file) != nil {
+		return payload
+	}
+	url := strconv.Quote(fileURL(jobID, file.ID))
+	out := make([]byte, 0, len(payload)+len(url)+20)
+	out = append(out, payload[:len(payload)-1]...)
+	out = append(out, `,"download_url":`...)
+	out = append(out, url...)
+	return append(out, '}')
+}
