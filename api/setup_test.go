@@ -39,6 +39,12 @@ type env struct {
 
 func newEnv(t *testing.T, cfg api.Config) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, jobs.Options{})
+}
+
+// newEnvWith is newEnv with a store configured by opts.
+func newEnvWith(t *testing.T, cfg api.Config, opts jobs.Options) *env {
+	t.Helper()
 	rs := redistest.Start(t, redistest.Options{})
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
@@ -46,7 +52,7 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	store := jobs.NewStore(rdb, jobs.Options{})
+	store := jobs.NewStore(rdb, opts)
 	files, err := storage.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
