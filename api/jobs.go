@@ -24,8 +24,7 @@ import (
 
 // JobStore is what the API needs of the job store.
 type JobStore interface {
-	Create(ctx context.Context, id string, fileIDs []int64) error
-	CreateIdempotent(ctx context.Context, id string, fileIDs []int64, key string) (jobID string, created bool, err error)
+	Submit(ctx context.Context, r jobs.Request) (id string, created bool, err error)
 	Delete(ctx context.Context, id string) error
 	Get(ctx context.Context, id string) (*jobs.Job, error)
 	Cancel(ctx context.Context, id string) (*jobs.Job, error)
@@ -95,12 +94,7 @@ func handleInitiate(store JobStore, queue Enqueuer, maxFiles int, opts tasks.Opt
 			return
 		}
 		ctx := c.Request.Context()
-		id, created := jobs.NewID(), true
-		if key != "" {
-			id, created, err = store.CreateIdempotent(ctx, id, fileIDs, key)
-		} else {
-			err = store.Create(ctx, id, fileIDs)
-		}
+		id, created, err := store.Submit(ctx, jobs.Request{FileIDs: fileIDs, IdempotencyKey: key})
 		if err != nil {
 			writeError(c, log, err)
 			return

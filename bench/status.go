@@ -118,7 +118,7 @@ func (b *bench) runStatus(ctx context.Context, rep *Report) error {
 
 // recordKey is the Redis key of a job's record, as jobs/store.go names it. statusJobs
 // checks that the name still holds, so that the baseline never reads empty keys.
-func recordKey(id string) string { return "longhaul:{" + id + "}:job" }
+func recordKey(id string) string { return jobs.RecordKey(id) }
 
 // statusJobs creates n jobs half way through, and returns their ids and ETags.
 func statusJobs(ctx context.Context, rdb redis.UniversalClient, store *jobs.Store, n int) ([]string, []string, error) {

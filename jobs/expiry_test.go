@@ -23,7 +23,7 @@ func TestEveryKeyExpires(t *testing.T) {
 		}
 	}
 	for i := range 5 {
-		id, _, err := store.CreateIdempotent(ctx, jobs.NewID(), []int64{7, 8}, "key-"+string(rune('a'+i)))
+		id, _, err := store.Submit(ctx, jobs.Request{FileIDs: []int64{7, 8}, Principal: "p", IdempotencyKey: "key-" + string(rune('a'+i))})
 		must(err)
 		_, err = store.Claim(ctx, id, "a")
 		must(err)
@@ -71,7 +71,7 @@ func TestUnfinishedJobsExpireToo(t *testing.T) {
 	if err := store.Create(ctx, id, []int64{7}); err != nil {
 		t.Fatal(err)
 	}
-	if ttl := rdb.TTL(ctx, "longhaul:{"+id+"}:job").Val(); ttl <= 0 || ttl > time.Hour {
+	if ttl := rdb.TTL(ctx, jobs.RecordKey(id)).Val(); ttl <= 0 || ttl > time.Hour {
 		t.Errorf("a queued job expires in %v, want within its active TTL of 1h", ttl)
 	}
 }

@@ -1,9 +1,11 @@
 package jobs_test
 
 import (
+	"math/big"
 	"testing"
 
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/oklog/ulid/v2"
 )
 
 func TestValidID(t *testing.T) {
@@ -36,5 +38,34 @@ func TestParseFileID(t *testing.T) {
 		if _, got := jobs.ParseFileID(s); got != want {
 			t.Errorf("ParseFileID(%q) ok = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestIDsAreUnpredictable makes ids within one millisecond the way a busy API does and
+// checks that none follows from the one before: a ULID made monotonic, or drawn from a
+// seeded math/rand, steps by a small amount (or repeats its seed's sequence), and a
+// stranger's job id can then be guessed from one's own.
+func TestIDsAreUnpredictable(t *testing.T) {
+	seen := map[string]bool{}
+	prev := jobs.NewID()
+	sameMilli := 0
+	for range 5000 {
+		id := jobs.NewID()
+		if seen[id] || !jobs.ValidID(id) {
+			t.Fatalf("id %s repeats or is malformed", id)
+		}
+		seen[id] = true
+		a, b := ulid.MustParse(prev[3:]), ulid.MustParse(id[3:])
+		if a.Time() == b.Time() {
+			sameMilli++
+			ea, eb := new(big.Int).SetBytes(a.Entropy()), new(big.Int).SetBytes(b.Entropy())
+			if step := new(big.Int).Abs(new(big.Int).Sub(eb, ea)); step.BitLen() < 48 {
+				t.Fatalf("%s follows %s by %v: the next id can be guessed from the last", id, prev, step)
+			}
+		}
+		prev = id
+	}
+	if sameMilli < 100 {
+		t.Fatalf("only %d pairs of ids shared a millisecond; the test needs more to mean anything", sameMilli)
 	}
 }

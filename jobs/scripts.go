@@ -8,8 +8,9 @@ import "github.com/redis/go-redis/v9"
 // the record and listeners on the channel can never see the two disagree.
 //
 // Record layout (one hash per job): id, status, seq, created_at, updated_at, finished_at,
-// error (JSON or empty), files (comma-separated ids in request order), owner (the attempt
-// token that may write), attempts; and per file: f:<id> (its entry as JSON), s:<id> (its
+// error (JSON or empty), files (comma-separated ids in request order), principal (who
+// created it), owner (the attempt token that may write), attempts, idempotency_key (the
+// name of its key, if it has one); and per file: f:<id> (its entry as JSON), s:<id> (its
 // status) and p:<id> (its percent).
 //
 // Return codes shared by the scripts, read by scriptError.
@@ -21,11 +22,13 @@ const (
 	codeBackwards    = -5
 	codeNotAFile     = -6
 	codeUnfinished   = -7
+	codeIDTaken      = -8
 )
 
-// prelude is shared by every script: KEYS[1] is the job's hash, KEYS[2] its channel.
+// prelude is shared by every script that changes a job: KEYS[1] is the job's hash, KEYS[2]
+// its channel, KEYS[3] its audit list and KEYS[4] its group's index of unfinished jobs.
 const prelude = `
-local job, channel = KEYS[1], KEYS[2]
+local job, channel, unfinished = KEYS[1], KEYS[2], KEYS[4]
 local terminal = {ready=true, unavailable=true, failed=true, canceled=true, completed=true}
 
 local function ids()
@@ -75,6 +78,52 @@ local function jobEvent(status, err)
 end
 `
 
+// createScript stores a new queued job, its idempotency key and its entry in its group's
+// index of unfinished jobs, or, when the idempotency key is held already, returns what it
+// holds: {1} for a new job, {0, "<job id> <fingerprint>"} for a held key. The files' entries
+// are built here from the ids, which keeps the request small for jobs of many files.
+// KEYS: job, idempotency key, unfinished index. ARGV: id, file ids (comma-separated),
+// principal, now (RFC 3339), now (ms), TTL (ms), has idempotency key (1/0), fingerprint.
+var createScript = redis.NewScript(`
+local job, idem, unfinished = KEYS[1], KEYS[2], KEYS[3]
+local id, files, ttl = ARGV[1], ARGV[2], ARGV[6]
+if ARGV[7] == '1' then
+  local held = redis.call('GET', idem)
+  if held then return {0, held} end
+end
+if redis.call('EXISTS', job) == 1 then return {-8} end
+redis.call('HSET', job, 'id', id, 'status', 'queued', 'seq', 0, 'created_at', ARGV[4],
+  'updated_at', ARGV[4], 'attempts', 0, 'files', files, 'principal', ARGV[3])
+local fields, n = {}, 0
+for fid in string.gmatch(files, '[^,]+') do
+  fields[n+1], fields[n+2] = 'f:' .. fid, '{"file_id":' .. fid .. ',"status":"queued","percent":0}'
+  fields[n+3], fields[n+4] = 's:' .. fid, 'queued'
+  fields[n+5], fields[n+6] = 'p:' .. fid, 0
+  n = n + 6
+  -- unpack has a limit on its arguments: write in batches.
+  if n >= 600 then redis.call('HSET', job, unpack(fields, 1, n)); n = 0 end
+end
+if n > 0 then redis.call('HSET', job, unpack(fields, 1, n)) end
+if ARGV[7] == '1' then
+  redis.call('HSET', job, 'idempotency_key', idem)
+  redis.call('SET', idem, id .. ' ' .. ARGV[8], 'PX', ttl)
+end
+redis.call('PEXPIRE', job, ttl)
+redis.call('ZADD', unfinished, ARGV[5], id)
+redis.call('PEXPIRE', unfinished, ttl)
+return {1}
+`)
+
+// deleteScript removes a job, its audit, its idempotency key and its index entry.
+// KEYS: job, audit, unfinished index. ARGV: id.
+var deleteScript = redis.NewScript(`
+local idem = redis.call('HGET', KEYS[1], 'idempotency_key')
+if idem then redis.call('DEL', idem) end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+`)
+
 // claimScript makes the caller's attempt the job's owner and moves a queued job to
 // processing. ARGV: token, now.
 var claimScript = redis.NewScript(prelude + `
@@ -117,23 +166,24 @@ return setFile(id, ARGV[3], ARGV[4], ARGV[5])
 // open as failed with the error ARGV[6] (a JSON string) and the job failed with ARGV[5].
 // Mode "abandon" does the same for a job whose task was given up without its attempt
 // knowing, and needs no token; mode "cancel" ends the files still open as canceled and
-// needs no token. The record then expires after the retention. ARGV: mode, token, now,
+// needs no token. The record then expires after the retention, and leaves its group's
+// index. It returns {1, final status, idempotency key name or ""}. ARGV: mode, token, now,
 // retention in seconds, job error JSON, file error JSON.
 var finishScript = redis.NewScript(prelude + `
 local status = redis.call('HGET', job, 'status')
-if not status then return -1 end
-if terminal[status] then return -2 end
+if not status then return {-1} end
+if terminal[status] then return {-2} end
 local mode = ARGV[1]
 local fenced = mode == 'complete' or mode == 'fail'
 local failing = mode == 'fail' or mode == 'abandon'
-if fenced and redis.call('HGET', job, 'owner') ~= ARGV[2] then return -3 end
+if fenced and redis.call('HGET', job, 'owner') ~= ARGV[2] then return {-3} end
 local open = {}
 for _, id in ipairs(ids()) do
   if not terminal[redis.call('HGET', job, 's:' .. id)] then open[#open+1] = id end
 end
 local final, err = 'canceled', 'null'
 if mode == 'complete' then
-  if #open > 0 then return -7 end
+  if #open > 0 then return {-7} end
   local _, ready = progress()
   if ready > 0 then final = 'completed' else final, err = 'failed', ARGV[5] end
 elseif failing then
@@ -150,5 +200,6 @@ redis.call('HSET', job, 'status', final, 'error', err == 'null' and '' or err,
 jobEvent(final, err)
 redis.call('EXPIRE', job, ARGV[4])
 if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
-return final
+redis.call('ZREM', unfinished, redis.call('HGET', job, 'id'))
+return {1, final, redis.call('HGET', job, 'idempotency_key') or ''}
 `)

@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,10 @@ var (
 	ErrNotAFile = errors.New("file is not part of the job")
 	// ErrUnfinished: the job still has files that are not terminal.
 	ErrUnfinished = errors.New("job has files still open")
+	// ErrKeyReused: the idempotency key was used before with a different request.
+	ErrKeyReused = errors.New("idempotency key used with a different request")
+	// ErrIDTaken: a job with this id exists already.
+	ErrIDTaken = errors.New("job id taken")
 )
 
 // Store keeps jobs in Redis. It is safe for concurrent use.
@@ -75,61 +81,127 @@ func NewStore(rdb redis.UniversalClient, opts Options) *Store {
 	return &Store{rdb: rdb, retention: opts.Retention, activeTTL: opts.ActiveTTL, now: opts.Now}
 }
 
-// Keys of one job. The hash tag keeps a job's keys in one Redis Cluster slot, so that a
-// script can touch them together.
-func jobKey(id string) string   { return "longhaul:{" + id + "}:job" }
-func auditKey(id string) string { return "longhaul:{" + id + "}:audit" }
+// The keys of a job all carry its group as their hash tag (see group), so that in a Redis
+// Cluster they share one slot and one script can touch them together.
+func jobKey(id string) string   { return "longhaul:{" + group(id) + "}:job:" + id }
+func auditKey(id string) string { return "longhaul:{" + group(id) + "}:audit:" + id }
+
+// RecordKey is the Redis key of job id's record, for tools and tests that look into Redis.
+func RecordKey(id string) string { return jobKey(id) }
+
+// unfinishedKey is the index of a group's unfinished jobs: a sorted set of job ids by
+// creation time, so that the janitor can find a job that waits for a task that is gone.
+func unfinishedKey(g string) string { return "longhaul:{" + g + "}:unfinished" }
+
+// idempotencyKey is where a client's Idempotency-Key is kept, in the group its hash names.
+// The key is hashed with its principal: clients choose it, so it may hold anything printable
+// at any length the API allows, and two principals' keys never meet.
+func idempotencyKey(principal, key string) (name, g string) {
+	scoped := principal + "\x00" + key
+	sum := sha256.Sum256([]byte(scoped))
+	g = groupOf(scoped)
+	return "longhaul:{" + g + "}:idem:" + hex.EncodeToString(sum[:]), g
+}
 
 // Channel is the pub/sub channel that carries the events of job id.
-func Channel(id string) string { return "longhaul:events:" + id }
+func Channel(id string) string { return "longhaul:{" + group(id) + "}:events:" + id }
 
 // JobIDOfChannel returns the job id of a channel named by Channel.
 func JobIDOfChannel(channel string) string {
-	return strings.TrimPrefix(channel, "longhaul:events:")
+	return channel[strings.LastIndexByte(channel, ':')+1:]
 }
 
 func (s *Store) timestamp() string { return s.now().UTC().Format(time.RFC3339) }
 
-// Create stores a new queued job with the given files, in one transaction.
+// Request is what a job is created from.
+type Request struct {
+	// FileIDs are the files of the job, de-duplicated, in order.
+	FileIDs []int64
+	// Principal is who asks: an API key's id, or a client's address when auth is off. It
+	// owns the job, and scopes its idempotency key.
+	Principal string
+	// IdempotencyKey, when not empty, makes a retry of the same request within the
+	// retention return the job the first one created.
+	IdempotencyKey string
+	// ID is the id of the new job; if empty, a new one is made.
+	ID string
+}
+
+// Create stores a new queued job with the given id and files.
 func (s *Store) Create(ctx context.Context, id string, fileIDs []int64) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		s.queueCreate(ctx, p, id, fileIDs, "")
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("create job %s: %w", id, err)
-	}
-	return nil
+	_, _, err := s.Submit(ctx, Request{ID: id, FileIDs: fileIDs})
+	return err
 }
 
-// queueCreate queues the commands that create a job; idemKey names its idempotency key,
-// if it has one.
-func (s *Store) queueCreate(ctx context.Context, p redis.Pipeliner, id string, fileIDs []int64, idemKey string) {
-	now := s.timestamp()
-	ids := make([]string, len(fileIDs))
-	fields := []any{"id", id, "status", string(StatusQueued), "seq", 0, "created_at", now,
-		"updated_at", now, "attempts", 0}
-	for i, fid := range fileIDs {
+// Submit creates the job r asks for, in one script: the record, the idempotency key and
+// the entry in its group's index of unfinished jobs. When r's idempotency key names a job
+// already, Submit returns that job's id and created is false; concurrent requests with one
+// key create one job between them. A key used before with other file ids gives ErrKeyReused.
+func (s *Store) Submit(ctx context.Context, r Request) (id string, created bool, err error) {
+	id, ik, fp := r.ID, "", ""
+	if r.IdempotencyKey != "" {
+		var g string
+		ik, g = idempotencyKey(r.Principal, r.IdempotencyKey)
+		fp = fingerprint(r.FileIDs)
+		if id == "" {
+			id = newIDInGroup(g)
+		} else if group(id) != g {
+			return "", false, fmt.Errorf("create job %s: its id is not in the group of its idempotency key", id)
+		}
+	} else if id == "" {
+		id = NewID()
+	}
+	if ik == "" {
+		ik = "longhaul:{" + group(id) + "}:idem:" // never written: the script needs a key of the group
+	}
+	ids := make([]string, len(r.FileIDs))
+	for i, fid := range r.FileIDs {
 		ids[i] = strconv.FormatInt(fid, 10)
-		entry, _ := json.Marshal(File{ID: fid, Status: StatusQueued})
-		fields = append(fields, "f:"+ids[i], entry, "s:"+ids[i], string(StatusQueued), "p:"+ids[i], 0)
 	}
-	fields = append(fields, "files", strings.Join(ids, ","))
-	if idemKey != "" {
-		fields = append(fields, "idempotency_key", idemKey)
+	res, err := createScript.Run(ctx, s.rdb, []string{jobKey(id), ik, unfinishedKey(group(id))},
+		id, strings.Join(ids, ","), r.Principal, s.timestamp(), s.now().UnixMilli(),
+		s.activeTTL.Milliseconds(), boolArg(r.IdempotencyKey != ""), fp).Slice()
+	if err != nil {
+		return "", false, fmt.Errorf("create job %s: %w", id, err)
 	}
-	p.HSet(ctx, jobKey(id), fields...)
-	p.Expire(ctx, jobKey(id), s.activeTTL)
+	switch code, _ := res[0].(int64); code {
+	case 1:
+		return id, true, nil
+	case 0:
+		held, heldFP, _ := strings.Cut(res[1].(string), " ")
+		if heldFP != fp {
+			return "", false, ErrKeyReused
+		}
+		return held, false, nil
+	default:
+		return "", false, fmt.Errorf("create job %s: %w", id, scriptError(code))
+	}
 }
 
-// Delete removes a job and its idempotency key. The API uses it to take back a job whose
-// task could not be queued, so that a retry with the same key starts afresh.
-func (s *Store) Delete(ctx context.Context, id string) error {
-	keys := []string{jobKey(id), auditKey(id)}
-	if ik, err := s.rdb.HGet(ctx, jobKey(id), "idempotency_key").Result(); err == nil {
-		keys = append(keys, ik)
+func boolArg(b bool) string {
+	if b {
+		return "1"
 	}
-	if err := s.rdb.Del(ctx, keys...).Err(); err != nil {
+	return "0"
+}
+
+// fingerprint names a request by its file ids, in order, after de-duplication.
+func fingerprint(fileIDs []int64) string {
+	var b strings.Builder
+	for _, id := range fileIDs {
+		b.WriteString(strconv.FormatInt(id, 10))
+		b.WriteByte(',')
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Delete removes a job, its idempotency key and its index entry, in one script. The API
+// uses it to take back a job whose task could not be queued, so that a retry with the same
+// key starts afresh.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	err := deleteScript.Run(ctx, s.rdb, []string{jobKey(id), auditKey(id), unfinishedKey(group(id))}, id).Err()
+	if err != nil {
 		return fmt.Errorf("delete job %s: %w", id, err)
 	}
 	return nil
@@ -238,25 +310,30 @@ func (s *Store) Cancel(ctx context.Context, id string) (*Job, error) {
 func (s *Store) finish(ctx context.Context, mode, id, token string, jobErr Error, fileErr string) (Status, error) {
 	errJSON, _ := json.Marshal(jobErr)
 	fileErrJSON, _ := json.Marshal(fileErr)
-	res, err := finishScript.Run(ctx, s.rdb, []string{jobKey(id), Channel(id), auditKey(id)},
-		mode, token, s.timestamp(), int64(s.retention/time.Second), errJSON, fileErrJSON).Result()
+	res, err := finishScript.Run(ctx, s.rdb, s.keys(id),
+		mode, token, s.timestamp(), int64(s.retention/time.Second), errJSON, fileErrJSON).Slice()
 	if err != nil {
 		return "", err
 	}
-	if code, ok := res.(int64); ok {
+	if code, _ := res[0].(int64); code < 0 {
 		return "", scriptError(code)
 	}
-	if err := s.expireIdempotencyKey(ctx, id); err != nil {
-		return "", err
+	// The idempotency key, named in the record, now lives as long as its job. It shares the
+	// job's slot, but a script may only touch the keys it is given, and only the record
+	// knows this one's name.
+	if ik, _ := res[2].(string); ik != "" {
+		if err := s.rdb.Expire(ctx, ik, s.retention).Err(); err != nil {
+			return "", err
+		}
 	}
-	return Status(res.(string)), nil
+	return Status(res[1].(string)), nil
 }
 
 // Refused reports whether err is the store's answer about a job (not found, finished,
 // fenced off, ...), as opposed to a failure to reach Redis, which may be retried.
 func Refused(err error) bool {
 	for _, refusal := range []error{ErrNotFound, ErrFinished, ErrFenced, ErrFileFinished, ErrBackwards,
-		ErrNotAFile, ErrUnfinished, ErrKeyReused} {
+		ErrNotAFile, ErrUnfinished, ErrKeyReused, ErrIDTaken} {
 		if errors.Is(err, refusal) {
 			return true
 		}
@@ -264,9 +341,14 @@ func Refused(err error) bool {
 	return false
 }
 
+// keys are the keys every script of job id is given, as the prelude names them.
+func (s *Store) keys(id string) []string {
+	return []string{jobKey(id), Channel(id), auditKey(id), unfinishedKey(group(id))}
+}
+
 // run runs a script on job id's keys and turns its return code into an error.
 func (s *Store) run(ctx context.Context, script *redis.Script, id string, args ...any) error {
-	code, err := script.Run(ctx, s.rdb, []string{jobKey(id), Channel(id), auditKey(id)}, args...).Int64()
+	code, err := script.Run(ctx, s.rdb, s.keys(id), args...).Int64()
 	if err != nil {
 		return err
 	}
@@ -289,6 +371,8 @@ func scriptError(code int64) error {
 		return ErrNotAFile
 	case codeUnfinished:
 		return ErrUnfinished
+	case codeIDTaken:
+		return ErrIDTaken
 	}
 	return nil
 }

@@ -106,7 +106,7 @@ func TestJobLifecycle(t *testing.T) {
 	if job.FinishedAt == nil || job.Error != nil {
 		t.Errorf("finished_at %v, error %v", job.FinishedAt, job.Error)
 	}
-	if ttl := s.rdb.TTL(s.ctx, "longhaul:{"+id+"}:job").Val(); ttl <= 0 || ttl > time.Hour {
+	if ttl := s.rdb.TTL(s.ctx, jobs.RecordKey(id)).Val(); ttl <= 0 || ttl > time.Hour {
 		t.Errorf("finished job expires in %v, want the retention of 1h", ttl)
 	}
 	if _, err := s.store.Cancel(s.ctx, id); !errors.Is(err, jobs.ErrFinished) {
