@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -120,7 +121,7 @@ type fanClients struct {
 // latency beside the WebSocket clients'.
 func (c *fanClients) witness(ctx context.Context, addr string) (stop func(), err error) {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	ps := rdb.PSubscribe(ctx, "longhaul:events:*")
+	ps := rdb.PSubscribe(ctx, jobs.EventsPattern)
 	if _, err := ps.Receive(ctx); err != nil {
 		rdb.Close()
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,7 +26,7 @@ type jobWatcher struct {
 
 // watchJobs subscribes to every job's channel and returns once the subscription is live.
 func watchJobs(ctx context.Context, rdb *redis.Client, want int) (*jobWatcher, error) {
-	ps := rdb.PSubscribe(ctx, "longhaul:events:*")
+	ps := rdb.PSubscribe(ctx, jobs.EventsPattern)
 	if _, err := ps.Receive(ctx); err != nil {
 		ps.Close()
 		return nil, err
@@ -52,7 +53,7 @@ func (w *jobWatcher) run() {
 			w.first = now
 		}
 		if bytes.HasPrefix(payload, []byte(`{"type":"job"`)) && finalStatus(payload) {
-			id := m.Channel[len("longhaul:events:"):]
+			id := jobs.JobIDOfChannel(m.Channel)
 			if _, seen := w.finished[id]; !seen {
 				w.finished[id] = now
 				w.last = now

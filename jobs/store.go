@@ -89,6 +89,13 @@ func auditKey(id string) string { return "longhaul:{" + group(id) + "}:audit:" +
 // RecordKey is the Redis key of job id's record, for tools and tests that look into Redis.
 func RecordKey(id string) string { return jobKey(id) }
 
+// Patterns that match the keys and channels of every job, for tools and tests that look
+// into Redis (KEYS, SCAN, PSUBSCRIBE). The job id is what follows the last colon.
+const (
+	RecordsPattern = "longhaul:{*}:job:*"
+	EventsPattern  = "longhaul:{*}:events:*"
+)
+
 // unfinishedKey is the index of a group's unfinished jobs: a sorted set of job ids by
 // creation time, so that the janitor can find a job that waits for a task that is gone.
 func unfinishedKey(g string) string { return "longhaul:{" + g + "}:unfinished" }

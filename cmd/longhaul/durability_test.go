@@ -403,13 +403,13 @@ func checkNoHalfJobs(t *testing.T, store *jobs.Store, rs *redistest.Server, acke
 	for _, a := range acked {
 		known[a.id] = true
 	}
-	keys, err := rs.Client().Keys(context.Background(), "longhaul:{*}:job").Result()
+	keys, err := rs.Client().Keys(context.Background(), jobs.RecordsPattern).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var others []string
 	for _, k := range keys {
-		id := strings.TrimSuffix(strings.TrimPrefix(k, "longhaul:{"), "}:job")
+		id := k[strings.LastIndexByte(k, ':')+1:]
 		if !known[id] {
 			others = append(others, id)
 		}
