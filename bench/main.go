@@ -238,7 +238,7 @@ func (b *bench) selected(name string) bool {
 
 func (b *bench) prepare(ctx context.Context) error {
 	var err error
-	if b.root, err = devbin.ModuleRoot(ctx); err != nil {
+	if b.root, err = devbin.ModuleRoot(); err != nil {
 		return err
 	}
 	if b.self, err = os.Executable(); err != nil {

@@ -62,7 +62,7 @@ func (b *lazyBinary) build() {
 		b.path, b.err = filepath.Abs(p)
 		return
 	}
-	root, err := devbin.ModuleRoot(context.Background())
+	root, err := devbin.ModuleRoot()
 	if err != nil {
 		b.err = err
 		return
@@ -379,7 +379,7 @@ type nginx struct {
 func startNginx(t *testing.T, p proxy) *nginx {
 	t.Helper()
 	bin := requireNginx(t)
-	root, err := devbin.ModuleRoot(context.Background())
+	root, err := devbin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

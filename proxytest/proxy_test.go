@@ -37,7 +37,7 @@ const maxPing = 25 * time.Second
 func TestReferenceConfigIsValid(t *testing.T) {
 	t.Parallel()
 	bin := requireNginx(t)
-	root, err := devbin.ModuleRoot(context.Background())
+	root, err := devbin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

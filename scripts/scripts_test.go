@@ -352,7 +352,7 @@ func buildLonghaul(t *testing.T) (root, bin string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	root, err := devbin.ModuleRoot(ctx)
+	root, err := devbin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

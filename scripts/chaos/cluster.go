@@ -119,7 +119,7 @@ func buildLonghaul(ctx context.Context, o options, dir string, out *printer) (st
 		}
 		return abs, nil
 	}
-	root, err := devbin.ModuleRoot(ctx)
+	root, err := devbin.ModuleRoot()
 	if err != nil {
 		return "", fmt.Errorf("%w (or pass -bin)", err)
 	}
