@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -19,274 +15,116 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// proc is one child process of the benchmark: redis-server, a longhaul process or a client
-// process of the benchmark itself. Its output goes to a log file, shown when it fails.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status; set before done closes
+// rig is what every stage of the benchmark runs on: a fresh directory of its own, a
+// redis-server in it with a client, and the processes the stage starts, all stopped when
+// it ends. Only the stage's goroutine uses it.
+type rig struct {
+	b     *bench
+	dir   string
+	redis *devbin.Redis
+	// rdb has the pool the longhaul processes use (64 connections).
+	rdb   *redis.Client
+	procs []*devbin.Process // every process started, stopped last first
 }
 
-// procSpec says how to start a child.
-type procSpec struct {
-	name string
-	dir  string
-	log  string   // where its stdout and stderr go
-	env  []string // added to the benchmark's own environment
-	// onLine, when not nil, also sees every line of its stdout.
-	onLine func(string)
-	// stdin, when not nil, is its standard input.
-	stdin io.Reader
-	args  []string
-}
-
-// startProc starts a child that dies with the benchmark (Pdeathsig), so that an
-// interrupted run leaves nothing behind.
-func startProc(spec procSpec) (*proc, error) {
-	name, logPath, onLine, args := spec.name, spec.log, spec.onLine, spec.args
-	logf, err := os.Create(logPath)
+// newRig makes the directory of the stage name and starts its Redis, configured as the
+// tests' (internal/redistest): no persistence, noeviction.
+func (b *bench) newRig(ctx context.Context, name string) (*rig, error) {
+	dir, err := b.stageDir(name)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Dir = spec.dir
-	cmd.Env = append(os.Environ(), spec.env...)
-	cmd.Stdin = spec.stdin
-	cmd.Stderr = logf
-	cmd.Stdout = logf
-	var out *os.File
-	if onLine != nil {
-		r, w, err := os.Pipe()
-		if err != nil {
-			logf.Close()
-			return nil, err
-		}
-		cmd.Stdout, out = w, r
-		defer w.Close()
+	rs, err := devbin.StartRedis(ctx, devbin.RedisOptions{Dir: filepath.Join(dir, "redis"),
+		Args: []string{"--maxclients", "1000"}})
+	if err != nil {
+		return nil, err
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		if out != nil {
-			out.Close()
-		}
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), PoolSize: 64, DialTimeout: 2 * time.Second})
+	return &rig{b: b, dir: dir, redis: rs, rdb: rdb, procs: []*devbin.Process{rs.Process()}}, nil
+}
+
+// close stops every process of the stage, last started first.
+func (s *rig) close() {
+	s.rdb.Close()
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		s.procs[i].Stop(10 * time.Second)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	var lines sync.WaitGroup
-	if out != nil {
-		lines.Go(func() {
-			defer out.Close()
-			sc := bufio.NewScanner(out)
-			sc.Buffer(make([]byte, 64<<10), 64<<20)
-			for sc.Scan() {
-				fmt.Fprintln(logf, sc.Text())
-				onLine(sc.Text())
-			}
-		})
+}
+
+// start starts a client process of the stage, in its directory.
+func (s *rig) start(spec devbin.Spec) (*devbin.Process, error) {
+	spec.Dir = s.dir
+	p, err := devbin.Start(spec)
+	if err != nil {
+		return nil, err
 	}
-	go func() {
-		p.err = cmd.Wait()
-		lines.Wait()
-		logf.Close()
-		close(p.done)
-	}()
+	s.procs = append(s.procs, p)
 	return p, nil
 }
 
-// PID is the process id.
-func (p *proc) PID() int { return p.cmd.Process.Pid }
-
-// stop ends the process with SIGTERM, then SIGKILL if it takes longer than grace.
-func (p *proc) stop(grace time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// failure describes an unexpected exit with the end of the process's log.
-func (p *proc) failure() error {
-	return fmt.Errorf("%s exited (%v); end of its log %s:\n%s", p.name, p.err, p.log, tail(p.log, 20))
-}
-
-func tail(path string, lines int) string {
-	b, _ := os.ReadFile(path)
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
-}
-
-// procs owns every child of one stage and stops them all, last started first.
-type procs struct {
-	mu   sync.Mutex
-	list []*proc
-}
-
-func (ps *procs) add(p *proc) *proc {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	ps.list = append(ps.list, p)
-	return p
-}
-
-func (ps *procs) stopAll() {
-	ps.mu.Lock()
-	list := ps.list
-	ps.list = nil
-	ps.mu.Unlock()
-	for i := len(list) - 1; i >= 0; i-- {
-		list[i].stop(10 * time.Second)
-	}
-}
-
-// redisServer is a throwaway redis-server on a free loopback port, configured as the tests'
-// (internal/redistest): no persistence, noeviction.
-type redisServer struct {
-	*proc
-	Addr string
-}
-
-func startRedis(ctx context.Context, ps *procs, dir string) (*redisServer, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, errors.New("redis-server not found: run scripts/ensure-redis.sh or apt-get install -y redis-server")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	port, err := devbin.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	p, err := startProc(procSpec{name: "redis-server", dir: dir, log: filepath.Join(dir, "redis.log"),
-		args: []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-			"--appendonly", "no", "--maxmemory-policy", "noeviction", "--maxclients", "1000"}})
-	if err != nil {
-		return nil, err
-	}
-	ps.add(p)
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer rdb.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(ctx).Err() != nil {
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("redis-server on %s did not answer in 10s:\n%s", addr, tail(p.log, 10))
-		}
-		select {
-		case <-p.done:
-			return nil, p.failure()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return &redisServer{proc: p, Addr: addr}, nil
-}
-
-// URL is the server as REDIS_URL takes it.
-func (r *redisServer) URL() string { return "redis://" + r.Addr + "/0" }
-
-// Client returns a client with the pool the longhaul processes use (64 connections).
-func (r *redisServer) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: r.Addr, PoolSize: 64, DialTimeout: 2 * time.Second})
-}
-
-// longhaulEnv is the environment of every longhaul process of the benchmark: files take no
-// time and are small, logs are warnings only.
-func longhaulEnv(redisURL, storage string) []string {
-	return []string{
-		"REDIS_URL=" + redisURL,
-		"LONGHAUL_ADDR=127.0.0.1:0",
-		"LONGHAUL_STORAGE_DIR=" + storage,
-		"LONGHAUL_FILE_TIME_MIN=0",
-		"LONGHAUL_FILE_TIME_MAX=0",
-		"LONGHAUL_FILE_SIZE_MAX=4KiB",
-		"LONGHAUL_LOG_LEVEL=warn",
+// longhaulSettings are the settings of every longhaul process of the benchmark: files take
+// no time and are small, logs are warnings only.
+func longhaulSettings(redisURL, storage string) map[string]string {
+	return map[string]string{
+		"REDIS_URL":              redisURL,
+		"LONGHAUL_STORAGE_DIR":   storage,
+		"LONGHAUL_FILE_TIME_MIN": "0",
+		"LONGHAUL_FILE_TIME_MAX": "0",
+		"LONGHAUL_FILE_SIZE_MAX": "4KiB",
+		"LONGHAUL_LOG_LEVEL":     "warn",
 	}
 }
 
 // longhaul is a running `longhaul api` or `longhaul worker`.
 type longhaul struct {
-	*proc
-	// URL is the API's base URL (api only).
-	URL string
+	*devbin.Longhaul
 	// Pprof is the base URL of its net/http/pprof handlers, when built for profiling.
 	Pprof string
 }
 
-// startLonghaul runs `longhaul mode` and, for the API, waits for the address it prints.
-func (b *bench) startLonghaul(ctx context.Context, ps *procs, mode, redisURL, dir string, extraEnv ...string) (*longhaul, error) {
-	env := append(longhaulEnv(redisURL, filepath.Join(dir, "files")), extraEnv...)
-	if b.profiling() {
-		env = append(env, pprofEnv+"=127.0.0.1:0")
+// longhaul runs `longhaul mode` on the stage's Redis with extra settings, and waits until
+// it serves (api) and, when profiling, until it prints the address of its pprof handlers.
+func (s *rig) longhaul(ctx context.Context, mode string, extra map[string]string) (*longhaul, error) {
+	settings := longhaulSettings(s.redis.URL(), filepath.Join(s.dir, "files"))
+	maps.Copy(settings, extra)
+	if s.b.profiling() {
+		settings[pprofEnv] = "127.0.0.1:0"
 	}
-	want := 0
-	if mode == "api" {
-		want++
-	}
-	if b.profiling() {
-		want++
-	}
-	found := make(chan [2]string, 2)
-	onLine := func(line string) {
-		if u, ok := strings.CutPrefix(line, "longhaul listening on "); ok {
-			found <- [2]string{"url", u}
-		}
-		if u, ok := strings.CutPrefix(line, pprofBanner); ok {
-			found <- [2]string{"pprof", u}
-		}
-	}
-	log := filepath.Join(dir, fmt.Sprintf("longhaul-%s-%d.log", mode, time.Now().UnixNano()))
-	p, err := startProc(procSpec{name: "longhaul " + mode, dir: b.root, log: log, env: env,
-		onLine: onLine, args: []string{b.bin, mode}})
+	pprof := make(chan string, 1)
+	lh, err := devbin.StartLonghaul(ctx, devbin.LonghaulSpec{Bin: s.b.bin, Mode: mode, Dir: s.b.root,
+		Settings: settings, Log: filepath.Join(s.dir, fmt.Sprintf("longhaul-%s-%d.log", mode, time.Now().UnixNano())),
+		OnLine: func(line string) {
+			if url, ok := strings.CutPrefix(line, pprofBanner); ok {
+				select {
+				case pprof <- url:
+				default:
+				}
+			}
+		}})
 	if err != nil {
 		return nil, err
 	}
-	ps.add(p)
-	lh := &longhaul{proc: p}
-	timeout := time.After(30 * time.Second)
-	for ; want > 0; want-- {
-		select {
-		case f := <-found:
-			if f[0] == "url" {
-				lh.URL = f[1]
-			} else {
-				lh.Pprof = f[1]
-			}
-		case <-p.done:
-			return nil, p.failure()
-		case <-timeout:
-			p.stop(time.Second)
-			return nil, fmt.Errorf("%s printed no address in 30s:\n%s", p.name, tail(log, 10))
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	s.procs = append(s.procs, lh.Process)
+	p := &longhaul{Longhaul: lh}
+	if !s.b.profiling() {
+		return p, nil
 	}
-	return lh, nil
+	select {
+	case p.Pprof = <-pprof:
+		return p, nil
+	case <-lh.Done():
+		return nil, lh.ExitError()
+	case <-time.After(30 * time.Second):
+		return nil, fmt.Errorf("%s printed no pprof address in 30s:\n%s", lh.Name(), lh.Tail(10))
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
-// rssBytes is a process's resident set (VmRSS in /proc/PID/status).
-func rssBytes(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+// rssBytes is a process's resident set (VmRSS).
+func rssBytes(p *devbin.Process) (int64, error) {
+	kib, err := p.MemoryKiB("VmRSS")
+	return kib << 10, err
 }
 
 // cpuTime is the CPU time a process has used (utime + stime in /proc/PID/stat).
