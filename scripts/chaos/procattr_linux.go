@@ -1,9 +1,0 @@
-package main
-
-import "syscall"
-
-// childAttr makes the kernel kill a child when this program dies, so that an interrupted
-// run (a test timing out, say) leaves no redis-server or longhaul behind.
-func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
