@@ -28,14 +28,18 @@ func ListenURL(line string) (url string, ok bool) {
 }
 
 // Healthy reports whether the longhaul at base answers GET /healthz with 200, within 2 s.
-func Healthy(base string) bool {
+func Healthy(base string) bool { return HealthStatus(base) == http.StatusOK }
+
+// HealthStatus is the status code that GET base/healthz answers within 2 s, or 0 when
+// nothing answers: a proxy in front of a longhaul that is down answers too, with a 502.
+func HealthStatus(base string) int {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(base + "/healthz")
 	if err != nil {
-		return false
+		return 0
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return resp.StatusCode
 }
 
 // LonghaulSpec says how to start `longhaul MODE`.

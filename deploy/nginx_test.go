@@ -1,4 +1,4 @@
-package proxytest
+package deploy_test
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ import (
 // queuedFor is how long TestLiveConnectionsOutlastProxyTimeout keeps its job queued behind
 // a proxy with a 30 s read timeout: 3 minutes is six of the proxy's timeouts in a row.
 // Shorten it only while working on the test itself.
-var queuedFor = flag.Duration("proxytest.queued", 3*time.Minute,
+var queuedFor = flag.Duration("deploy.queued", 3*time.Minute,
 	"how long the keepalive test keeps its live connections idle behind nginx")
 
 // maxPing is the longest LONGHAUL_PING_INTERVAL that longhaul accepts.
@@ -37,16 +37,8 @@ const maxPing = 25 * time.Second
 func TestReferenceConfigIsValid(t *testing.T) {
 	t.Parallel()
 	bin := requireNginx(t)
-	root, err := devbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := os.ReadFile(filepath.Join(root, "deploy", "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	conf, err := renderNginx(string(ref), proxy{}, dir, 0)
+	conf, err := renderNginx(referenceConfig(t), proxy{}, dir, 0)
 	if err != nil {
 		t.Fatalf("deploy/nginx.conf no longer has what the tests rewrite: %v", err)
 	}
@@ -149,7 +141,7 @@ func TestLiveConnectionsOutlastProxyTimeout(t *testing.T) {
 	// the proxy's timeout is not in effect and the live connections prove nothing.
 	silent := silentUpstream(t)
 	ng := startNginx(t, proxy{Upstreams: []string{a.Addr()}, ReadTimeout: "30s",
-		ServerExtra: "location = /proxytest/silent { proxy_pass http://" + silent + "; proxy_read_timeout 30s; }"})
+		ServerExtra: "location = /test/silent { proxy_pass http://" + silent + "; proxy_read_timeout 30s; }"})
 	id := initiate(t, ng.url, 70000, 70007)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -168,7 +160,7 @@ func TestLiveConnectionsOutlastProxyTimeout(t *testing.T) {
 	sseSession := sse.begin(viaSSE, "")
 	sseDone := goDone(func() { followSSE(stream.Body, sse, sseSession, quietLimit, 0) })
 	cut := make(chan error, 1)
-	go func() { cut <- readToEnd(ctx, ng.url+"/proxytest/silent") }()
+	go func() { cut <- readToEnd(ctx, ng.url+"/test/silent") }()
 
 	hasSnapshot := func(v view) bool { return len(v.sessions) == 1 && len(v.sessions[0].msgs) > 0 }
 	ws.waitUntil(t, 30*time.Second, "the WebSocket's snapshot", hasSnapshot)

@@ -1,19 +1,9 @@
-// Package proxytest proves that longhaul's live progress survives the networks it meets in
-// production: a real nginx in front of it (started by the tests on loopback and configured
-// from deploy/nginx.conf), several API and worker processes on one Redis, a proxy that
-// breaks WebSocket upgrades, and clients that stop reading.
-//
-// The tests run the longhaul binary as separate processes, so that they can kill them and
-// read their memory from /proc. The binary is built once per run from this module, or taken
-// from LONGHAUL_BIN. nginx comes from PATH, /usr/sbin or NGINX; without it the tests that
-// need it skip and say how to install it (scripts/ensure-nginx.sh, which `make test` runs).
-package proxytest
+package deploy_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +54,7 @@ func (b *lazyBinary) build() {
 		b.err = err
 		return
 	}
-	if b.dir, b.err = os.MkdirTemp("", "proxytest-bin-"); b.err != nil {
+	if b.dir, b.err = os.MkdirTemp("", "longhaul-deploy-test-"); b.err != nil {
 		return
 	}
 	b.path = filepath.Join(b.dir, "longhaul")
@@ -136,17 +126,6 @@ func memoryKiB(t *testing.T, p *devbin.Process, field string) int64 {
 	return n
 }
 
-// answers reports whether anything answers HTTP at base.
-func answers(base string) bool {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(base + "/healthz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return true
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	port, err := devbin.FreePort()
@@ -214,18 +193,11 @@ type nginx struct {
 func startNginx(t *testing.T, p proxy) *nginx {
 	t.Helper()
 	bin := requireNginx(t)
-	root, err := devbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := os.ReadFile(filepath.Join(root, "deploy", "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := referenceConfig(t)
 	for try := 1; ; try++ {
 		dir := t.TempDir()
 		port := freePort(t)
-		conf, err := renderNginx(string(ref), p, dir, port)
+		conf, err := renderNginx(ref, p, dir, port)
 		if err != nil {
 			t.Fatalf("deploy/nginx.conf no longer has what the tests rewrite: %v", err)
 		}
@@ -237,9 +209,9 @@ func startNginx(t *testing.T, p proxy) *nginx {
 		proc := proctest.Start(t, devbin.Spec{Name: "nginx", Log: errorLog,
 			Args: []string{bin, "-e", errorLog, "-p", dir + "/", "-c", confPath}})
 		n := &nginx{Process: proc, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: conf}
-		devbin.WaitUntil(t.Context(), 30*time.Second, "nginx to answer", func() bool { return proc.Exited() || answers(n.url) })
+		devbin.WaitUntil(t.Context(), 30*time.Second, "nginx to answer", func() bool { return proc.Exited() || devbin.HealthStatus(n.url) != 0 })
 		switch {
-		case !proc.Exited() && answers(n.url):
+		case !proc.Exited() && devbin.HealthStatus(n.url) != 0:
 			return n
 		case proc.Exited() && strings.Contains(proc.Log(), "Address already in use") && try < 3:
 			continue // another process took the free port in between
@@ -249,6 +221,20 @@ func startNginx(t *testing.T, p proxy) *nginx {
 			t.Fatalf("nginx did not answer within 30s:\n%s", proc.Log())
 		}
 	}
+}
+
+// referenceConfig is deploy/nginx.conf.
+func referenceConfig(t *testing.T) string {
+	t.Helper()
+	root, err := devbin.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := os.ReadFile(filepath.Join(root, "deploy", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ref)
 }
 
 // renderNginx turns the reference configuration into the one a test runs, listening on
