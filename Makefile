@@ -6,6 +6,10 @@ UI     := frontend/dist/app/index.html
 UI_SRC := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
           $(wildcard frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json frontend/package.json)
 NPM_OK := frontend/node_modules/.package-lock.json
+# Every Go module: the product, then the tooling (the tests of deploy/, the chaos run and
+# the benchmark), each with a go.mod of its own so that the product's carries none of
+# their dependencies.
+GO_MODULES := . deploy scripts
 
 .DEFAULT_GOAL := build
 .PHONY: build run dev test test-go test-ui e2e ui test-deps chaos bench clean
@@ -37,9 +41,15 @@ test-deps:
 	scripts/ensure-redis.sh
 	scripts/ensure-nginx.sh
 
+# One vet and one test line per module, so that `make -n test` shows every one.
+define go-test-module
+	$(GO) -C $(1) vet ./...
+	$(GO) -C $(1) test -race -count=1 -timeout 15m ./...
+
+endef
+
 test-go: test-deps
-	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(foreach m,$(GO_MODULES),$(call go-test-module,$(m)))
 
 test-ui: $(NPM_OK)
 	cd frontend && npm test
@@ -51,11 +61,11 @@ e2e: build
 
 ## bench: measure longhaul beside raw Asynq and Redis (about 3 min on 2 cores), write docs/benchmarks.md
 bench: test-deps
-	$(GO) run ./bench -out docs/benchmarks.md
+	$(GO) -C scripts run ./bench -out ../docs/benchmarks.md
 
 ## chaos: 200 jobs under random worker kills and a Redis crash; fails if a job is lost, stuck or made twice
 chaos: test-deps
-	$(GO) run ./scripts/chaos -jobs 200 -files 4 -duration 60s -min-kills-in-progress 3 -timeout 10m
+	$(GO) -C scripts run ./chaos -jobs 200 -files 4 -duration 60s -min-kills-in-progress 3 -timeout 10m
 
 clean:
 	rm -rf bin frontend/dist/app

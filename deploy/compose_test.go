@@ -1,6 +1,3 @@
-// Package deploy_test checks the deployment files at the repository root: compose.yaml,
-// loaded with the Compose specification's own loader as `docker compose` does, and the
-// Dockerfile. No container engine is needed.
 package deploy_test
 
 import (

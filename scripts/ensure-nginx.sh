@@ -1,5 +1,5 @@
 #!/bin/sh
-# ensure-nginx.sh makes sure an nginx binary is installed: the proxy tests in proxytest/ start
+# ensure-nginx.sh makes sure an nginx binary is installed: the nginx tests in deploy/ start
 # their own nginx on loopback, with a config and prefix in a temporary directory, to prove
 # that live progress survives a real proxy. As root it installs Debian's nginx-light (or
 # nginx where nginx-light is not available); otherwise it says what to run and fails.
@@ -28,7 +28,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 fi
 
 cat >&2 <<'MSG'
-ensure-nginx: nginx is missing, and the proxy tests (proxytest/) need it. Install it, then
+ensure-nginx: nginx is missing, and the nginx tests (deploy/) need it. Install it, then
 run make test again:
   Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y nginx-light
                   (or nginx, where nginx-light is not available)

@@ -17,11 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/longhaul-dev/longhaul/internal/devbin"
+	"github.com/longhaul-dev/longhaul/internal/proctest"
 )
 
 // Output lines of poll.sh.
@@ -30,7 +30,6 @@ var (
 	fileLine    = regexp.MustCompile(`^  ([0-9]+) (ready|unavailable|failed|canceled)(?: ([0-9]+) bytes (http://\S+))?(?:: (.+))?$`)
 	errorLine   = regexp.MustCompile(`^  error [a-z_]+: .+$`)
 	startedLine = regexp.MustCompile(`^started (dl_[0-9A-Z]{26}) with ([0-9]+) file\(s\): (http://\S+)/jobs/(dl_[0-9A-Z]{26})$`)
-	listenLine  = regexp.MustCompile(`longhaul listening on (http://\S+)\n`)
 )
 
 // fastFiles makes every simulated file take 100-300 ms.
@@ -352,7 +351,7 @@ func buildLonghaul(t *testing.T) (root, bin string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	root, err := devbin.ModuleRoot(ctx)
+	root, err := devbin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,53 +363,27 @@ func buildLonghaul(t *testing.T) (root, bin string) {
 }
 
 // startServer runs `longhaul serve` on a free loopback port with its embedded Redis and
-// the given settings, and returns its base URL. It is stopped with SIGTERM at cleanup.
+// the given settings (NAME=value), and returns its base URL. It is stopped with SIGTERM at
+// cleanup, and must then exit cleanly.
 func startServer(t *testing.T, bin string, settings ...string) string {
 	t.Helper()
-	env := []string{
-		"LONGHAUL_ADDR=127.0.0.1:0",
-		"LONGHAUL_STORAGE_DIR=" + filepath.Join(t.TempDir(), "files"),
-		"LONGHAUL_SHUTDOWN_TIMEOUT=5s",
+	env := map[string]string{
+		"LONGHAUL_STORAGE_DIR":      filepath.Join(t.TempDir(), "files"),
+		"LONGHAUL_SHUTDOWN_TIMEOUT": "5s",
 	}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REDIS_URL=") && !strings.HasPrefix(kv, "LONGHAUL_") {
-			env = append(env, kv)
-		}
+	for _, kv := range settings {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
 	}
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(env, settings...)
-	stdout := &watcher{pattern: listenLine, found: make(chan string, 1)}
-	stderr := &watcher{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
+	srv := proctest.StartLonghaul(t, devbin.LonghaulSpec{Bin: bin, Mode: "serve", Settings: env})
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			if waitErr != nil {
-				t.Errorf("longhaul serve did not stop cleanly on SIGTERM: %v\n%s", waitErr, stderr)
-			}
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("longhaul serve did not stop within 20s of SIGTERM\n%s", stderr)
+		if err := srv.Stop(20 * time.Second); err != nil {
+			t.Errorf("longhaul serve did not stop in time: %v\n%s", err, srv.Log())
+		} else if !srv.State().Success() {
+			t.Errorf("longhaul serve did not stop cleanly on SIGTERM: %v\n%s", srv.State(), srv.Log())
 		}
 	})
-
-	select {
-	case url := <-stdout.found:
-		return url
-	case <-exited:
-		t.Fatalf("longhaul serve exited before listening: %v\n%s", waitErr, stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("longhaul serve did not print its address within 30s\n%s", stderr)
-	}
-	return ""
+	return srv.URL
 }
 
 // watcher collects a process's output and sends the first submatch of pattern, once.

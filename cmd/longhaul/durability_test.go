@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/longhaul-dev/longhaul/internal/devbin"
+	"github.com/longhaul-dev/longhaul/internal/proctest"
 	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/tasks"
@@ -43,7 +45,7 @@ func TestSIGTERMWorkerResumesFromCheckpoint(t *testing.T) {
 	p := postJob(client{t, base}, ids...)
 	// The first two files are ready and the next two well into their 6 s, far enough from
 	// both ends that the SIGTERM lands in the middle of them.
-	waitFor(t, time.Minute, "a file ready and another between 20% and 80%", func() bool {
+	proctest.WaitUntil(t, time.Minute, "a file ready and another between 20% and 80%", func() bool {
 		s := p.poll()
 		return countReady(s) > 0 && len(filesMidway(s, 20, 80)) > 0
 	})
@@ -65,7 +67,7 @@ func TestSIGTERMWorkerResumesFromCheckpoint(t *testing.T) {
 
 	startChild(t, "worker", env)
 	lowest := map[int64]float64{} // the lowest percent each part-way file showed after the SIGTERM
-	waitFor(t, 3*time.Minute, "the job to finish on the next worker", func() bool {
+	proctest.WaitUntil(t, 3*time.Minute, "the job to finish on the next worker", func() bool {
 		s := p.poll()
 		for _, f := range s.Files {
 			if _, ok := checkpoints[f.FileID]; ok {
@@ -113,11 +115,11 @@ func TestSIGSTOPWorkerPastItsLeaseIsFencedOff(t *testing.T) {
 
 	ids := []int64{70000, 70007, 70014, 70021, 70028, 70035, 70042, 70049}
 	p := postJob(client{t, base}, ids...)
-	waitFor(t, time.Minute, "a file ready and another part-way", func() bool {
+	proctest.WaitUntil(t, time.Minute, "a file ready and another part-way", func() bool {
 		s := p.poll()
 		return countReady(s) > 0 && len(filesMidway(s, 0, 100)) > 0
 	})
-	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := frozen.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	atStop := getJob(t, store, p.id)
@@ -127,11 +129,11 @@ func TestSIGSTOPWorkerPastItsLeaseIsFencedOff(t *testing.T) {
 	startChild(t, "worker", env)
 	// asynq hands the task on once the frozen worker's lease (30 s) has expired by another
 	// 30 s and a recoverer (every minute) has seen it: one to two minutes.
-	waitFor(t, 4*time.Minute, "another worker to take the job over", func() bool {
+	proctest.WaitUntil(t, 4*time.Minute, "another worker to take the job over", func() bool {
 		p.poll() // nothing may go backwards meanwhile
 		return takenOver(t, store, p.id, atStop, frozenToken)
 	})
-	if err := frozen.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := frozen.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 
@@ -145,12 +147,12 @@ func TestSIGSTOPWorkerPastItsLeaseIsFencedOff(t *testing.T) {
 				id, byFrozen, wasReady)
 		}
 	}
-	waitFor(t, 30*time.Second, "the job's task to be completed in asynq", func() bool {
+	proctest.WaitUntil(t, 30*time.Second, "the job's task to be completed in asynq", func() bool {
 		return taskState(t, rs, p.id) == asynq.TaskStateCompleted
 	})
 	select {
-	case <-frozen.done:
-		t.Errorf("the thawed worker exited (%v); it should go on serving", frozen.cmd.ProcessState)
+	case <-frozen.Done():
+		t.Errorf("the thawed worker exited (%v); it should go on serving", frozen.State())
 	default:
 	}
 }
@@ -188,7 +190,7 @@ func TestRedisKilledMidRunLosesNoAcknowledgedJob(t *testing.T) {
 	// Kill Redis once ten jobs were acknowledged more than two seconds ago and one of them
 	// is part-way through a file: the kill hits running and queued work that the test holds
 	// to account.
-	waitFor(t, 2*time.Minute, "ten acknowledged jobs, one part-way through a file", func() bool {
+	proctest.WaitUntil(t, 2*time.Minute, "ten acknowledged jobs, one part-way through a file", func() bool {
 		old, midway := 0, false
 		for _, a := range posts.acked() {
 			if time.Since(a.at) < 2*time.Second {
@@ -206,8 +208,8 @@ func TestRedisKilledMidRunLosesNoAcknowledgedJob(t *testing.T) {
 	time.Sleep(time.Second) // the outage itself: requests meanwhile are refused with 503
 	restartedAt := time.Now()
 	rs.Restart()
-	waitFor(t, time.Minute, "/readyz after the restart", func() bool { return statusCode(t, base+"/readyz") == 200 })
-	waitFor(t, time.Minute, "a job acknowledged after the restart", func() bool {
+	proctest.WaitUntil(t, time.Minute, "/readyz after the restart", func() bool { return statusCode(t, base+"/readyz") == 200 })
+	proctest.WaitUntil(t, time.Minute, "a job acknowledged after the restart", func() bool {
 		acked := posts.acked()
 		return len(acked) > 0 && acked[len(acked)-1].at.After(restartedAt)
 	})
@@ -231,7 +233,7 @@ func TestRedisKilledMidRunLosesNoAcknowledgedJob(t *testing.T) {
 	}
 	t.Logf("%d jobs acknowledged, %d held to account; acknowledged less than 2s before the kill (status now): %v",
 		len(posts.acked()), len(held), window)
-	waitFor(t, 4*time.Minute, "every acknowledged job to finish", func() bool {
+	proctest.WaitUntil(t, 4*time.Minute, "every acknowledged job to finish", func() bool {
 		for _, p := range held {
 			if !p.last.terminal() && !p.poll().terminal() {
 				return false
@@ -258,18 +260,18 @@ func postJob(c client, ids ...int64) *poller {
 }
 
 // exitAfter sends sig to a child and waits, at most limit, for it to exit with status 0.
-func exitAfter(t *testing.T, c *child, sig syscall.Signal, limit time.Duration) {
+func exitAfter(t *testing.T, c *devbin.Longhaul, sig syscall.Signal, limit time.Duration) {
 	t.Helper()
-	if err := c.cmd.Process.Signal(sig); err != nil {
+	if err := c.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-c.done:
+	case <-c.Done():
 	case <-time.After(limit):
 		t.Fatalf("the worker did not exit within %v of %v", limit, sig)
 	}
-	if !c.cmd.ProcessState.Success() {
-		t.Errorf("the worker exited with %v after %v; want status 0", c.cmd.ProcessState, sig)
+	if !c.State().Success() {
+		t.Errorf("the worker exited with %v after %v; want status 0", c.State(), sig)
 	}
 }
 

@@ -6,10 +6,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/longhaul-dev/longhaul/internal/proctest"
 	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
 )
@@ -34,7 +34,7 @@ func TestWorkerKilledMidFile(t *testing.T) {
 		t.Fatalf("initiate = %d %v", code, body)
 	}
 	p := &poller{client: c, id: body["job_id"].(string)}
-	waitFor(t, time.Minute, "one file ready and another part-way", func() bool {
+	proctest.WaitUntil(t, time.Minute, "one file ready and another part-way", func() bool {
 		ready, midway := 0, 0
 		for _, f := range p.poll().Files {
 			if f.Status == "ready" {
@@ -45,7 +45,7 @@ func TestWorkerKilledMidFile(t *testing.T) {
 		}
 		return ready > 0 && midway > 0
 	})
-	first.signal(syscall.SIGKILL)
+	first.Kill()
 	readyBefore := countReady(p.poll())
 	startChild(t, "worker", env)
 
@@ -129,7 +129,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	rs.Restart()
-	waitFor(t, time.Minute, "/readyz to recover", func() bool { return statusCode(t, base+"/readyz") == 200 })
+	proctest.WaitUntil(t, time.Minute, "/readyz to recover", func() bool { return statusCode(t, base+"/readyz") == 200 })
 	if got := jobKeys(t, rs); got != keys {
 		t.Errorf("Redis holds %d job and task keys after the outage, %d before: refused requests wrote something", got, keys)
 	}

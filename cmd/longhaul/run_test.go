@@ -7,21 +7,25 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/longhaul-dev/longhaul/internal/devbin"
+	"github.com/longhaul-dev/longhaul/internal/proctest"
 )
 
-// TestMain lets a test run longhaul in a child process, to kill it the way production
-// does: the test binary re-executes itself with LONGHAUL_TEST_ARGS set.
+// childMarker, set in a child process's environment, makes the test binary play longhaul
+// with the arguments it was given: the process-level tests start workers that way
+// (startChild), to signal them the way production does.
+const childMarker = "LONGHAUL_TEST_CHILD"
+
 func TestMain(m *testing.M) {
-	if args := os.Getenv("LONGHAUL_TEST_ARGS"); args != "" {
+	if os.Getenv(childMarker) != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		err := run(ctx, append([]string{"longhaul"}, strings.Fields(args)...), os.Getenv, os.Stdout, os.Stderr)
+		err := run(ctx, append([]string{"longhaul"}, os.Args[1:]...), os.Getenv, os.Stdout, os.Stderr)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -54,7 +58,7 @@ func fastEnv(t *testing.T, redisURL string, extra ...string) map[string]string {
 func startRun(t *testing.T, mode string, env map[string]string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &addrWriter{found: make(chan string, 1)}
+	out, found := listenWriter()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"longhaul", mode}, func(k string) string { return env[k] }, out, logWriter{t})
@@ -71,14 +75,8 @@ func startRun(t *testing.T, mode string, env map[string]string) string {
 		}
 	})
 	select {
-	case addr := <-out.found:
-		waitFor(t, time.Minute, "/healthz", func() bool {
-			resp, err := http.Get(addr + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-			}
-			return err == nil && resp.StatusCode == 200
-		})
+	case addr := <-found:
+		proctest.WaitUntil(t, time.Minute, "/healthz", func() bool { return devbin.Healthy(addr) })
 		return addr
 	case err := <-done:
 		t.Fatalf("run failed to start: %v", err)
@@ -88,17 +86,18 @@ func startRun(t *testing.T, mode string, env map[string]string) string {
 	return ""
 }
 
-// addrWriter takes the address from the "listening on" line run prints.
-type addrWriter struct {
-	once  sync.Once
-	found chan string
-}
-
-func (w *addrWriter) Write(p []byte) (int, error) {
-	if _, addr, ok := strings.Cut(string(p), "listening on "); ok {
-		w.once.Do(func() { w.found <- strings.TrimSpace(addr) })
-	}
-	return len(p), nil
+// listenWriter is the standard output of a run in this process: it sends the address of
+// the "listening on" line on found.
+func listenWriter() (out io.Writer, found <-chan string) {
+	urls := make(chan string, 1)
+	return devbin.NewLineWriter(io.Discard, func(line string) {
+		if url, ok := devbin.ListenURL(line); ok {
+			select {
+			case urls <- url:
+			default:
+			}
+		}
+	}), urls
 }
 
 type logWriter struct{ t *testing.T }
@@ -108,48 +107,15 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// child is longhaul running in a child process.
-type child struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startChild runs `longhaul mode` in a child process, stopped when the test ends.
-func startChild(t *testing.T, mode string, env map[string]string) *child {
+// startChild runs `longhaul mode` in a child process (this test binary, playing longhaul),
+// killed when the test ends.
+func startChild(t *testing.T, mode string, env map[string]string) *devbin.Longhaul {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "LONGHAUL_TEST_ARGS="+mode)
+	settings := map[string]string{childMarker: "1"}
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		settings[k] = v
 	}
-	cmd.Stdout, cmd.Stderr = io.Discard, logWriter{t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(c.done) }()
-	t.Cleanup(func() { c.signal(syscall.SIGKILL) })
-	return c
-}
-
-func (c *child) signal(sig syscall.Signal) {
-	select {
-	case <-c.done:
-	default:
-		c.cmd.Process.Signal(sig)
-		<-c.done
-	}
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return proctest.StartLonghaul(t, devbin.LonghaulSpec{Bin: os.Args[0], Mode: mode, Settings: settings})
 }
 
 // client is a REST client of one server, as scripts use it.
@@ -245,6 +211,6 @@ func (p *poller) poll() jobStatus {
 // untilDone polls until the job is terminal.
 func (p *poller) untilDone(limit time.Duration) jobStatus {
 	p.t.Helper()
-	waitFor(p.t, limit, fmt.Sprintf("job %s to finish", p.id), func() bool { return p.poll().terminal() })
+	proctest.WaitUntil(p.t, limit, fmt.Sprintf("job %s to finish", p.id), func() bool { return p.poll().terminal() })
 	return p.last
 }

@@ -19,14 +19,14 @@ import (
 func TestShutdownClosesLiveClientsWith1001(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	env := fastEnv(t, "", "LONGHAUL_FILE_TIME_MIN", "30s", "LONGHAUL_FILE_TIME_MAX", "30s")
-	out := &addrWriter{found: make(chan string, 1)}
+	out, found := listenWriter()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"longhaul", "serve"}, func(k string) string { return env[k] }, out, logWriter{t})
 	}()
 	var base string
 	select {
-	case base = <-out.found:
+	case base = <-found:
 	case err := <-done:
 		t.Fatalf("run: %v", err)
 	case <-time.After(30 * time.Second):

@@ -1,9 +1,25 @@
-// Package devbin builds the longhaul binary and picks free loopback ports, for the tests
-// and tools that run longhaul as real processes: the proxy tests, the script tests, the
-// chaos run and the benchmark.
+// Package devbin is the one process kit of the tests and tools that run longhaul as real
+// processes: the proxy tests in deploy/, the script tests, the process-level tests of
+// cmd/longhaul, the chaos run and the benchmark. It builds the longhaul binary, picks free
+// loopback ports, and starts, signals and stops child processes with their output in a log
+// file:
+//
+//   - Start runs any program (nginx, a client process of the benchmark) as a Process.
+//   - StartLonghaul runs `longhaul MODE` with a clean environment and, for the modes that
+//     serve HTTP, waits until it answers; ListenURL is the one parser of the address it
+//     prints.
+//   - StartRedis runs a throwaway redis-server and makes sure that the server answering on
+//     its port is the one it started; Kill and Restart crash it and bring it back on the same
+//     port and data.
+//   - WaitUntil polls a condition, bounded by a context and a time limit.
+//
+// Children die with their parent where the operating system allows (Linux), so that an
+// interrupted run leaves no process behind. internal/redistest and internal/proctest wrap
+// the kit for tests (testing.TB, cleanup, logs shown on failure).
 package devbin
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -11,23 +27,44 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
-// ModuleRoot is the directory of the longhaul module around the working directory.
-func ModuleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+// modulePath is the import path of the longhaul module, as its go.mod declares it.
+const modulePath = "github.com/longhaul-dev/longhaul"
+
+// ModuleRoot is the directory of the longhaul module: the nearest directory, from the
+// working directory up, whose go.mod declares github.com/longhaul-dev/longhaul. The
+// tooling's own modules (scripts/, deploy/) lie inside it, so it is found from them too.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("find the longhaul module: go env GOMOD: %w", err)
+		return "", fmt.Errorf("find the longhaul module: %w", err)
 	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("run inside the longhaul module: go env GOMOD names no go.mod")
+	for d := dir; ; d = filepath.Dir(d) {
+		if declaresLonghaul(filepath.Join(d, "go.mod")) {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("run inside the longhaul repository: no go.mod of %s in %s or above", modulePath, dir)
+		}
 	}
-	root := filepath.Dir(mod)
-	if _, err := os.Stat(filepath.Join(root, "cmd", "longhaul")); err != nil {
-		return "", fmt.Errorf("run inside the longhaul module: no cmd/longhaul in %s", root)
+}
+
+// declaresLonghaul reports whether the go.mod at path is the longhaul module's.
+func declaresLonghaul(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
 	}
-	return root, nil
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
+			return strings.Trim(strings.TrimSpace(name), `"`) == modulePath
+		}
+	}
+	return false
 }
 
 // Build compiles ./cmd/longhaul of the module at root into the file out, with extra go
@@ -50,4 +87,24 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// pollEvery is how often WaitUntil checks its condition.
+const pollEvery = 50 * time.Millisecond
+
+// WaitUntil checks cond every 50 ms until it holds, and returns an error naming what it
+// waited for once limit has passed or ctx has ended.
+func WaitUntil(ctx context.Context, limit time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v waiting for %s", limit, what)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(pollEvery):
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"golang.org/x/sync/errgroup"
@@ -126,7 +127,7 @@ func (c *cluster) chaos(ctx context.Context, ids []string) *stats {
 // worker that is in the middle of a file, and picks one of those; after that, or once
 // every job has finished, any worker.
 func (c *cluster) kill(ctx context.Context, rng *rand.Rand, sig syscall.Signal, wait time.Duration, ids []string, st *stats) {
-	var victim *proc
+	var victim *devbin.Longhaul
 	var hit inProgress
 	deadline := time.Now().Add(wait)
 	nextCheck := time.Now().Add(time.Second)
@@ -138,16 +139,16 @@ func (c *cluster) kill(ctx context.Context, rng *rand.Rand, sig syscall.Signal, 
 			}
 		}
 		busy := c.inProgress(ctx)
-		var candidates []*proc
+		var candidates []*devbin.Longhaul
 		for _, w := range c.workers {
-			if busy[w.pid()].files > 0 {
+			if busy[w.PID()].files > 0 {
 				candidates = append(candidates, w)
 			}
 		}
 		switch {
 		case len(candidates) > 0:
 			victim = candidates[rng.IntN(len(candidates))]
-			hit = busy[victim.pid()]
+			hit = busy[victim.PID()]
 		case !time.Now().Before(deadline):
 			victim = c.workers[rng.IntN(len(c.workers))]
 		default:
@@ -157,39 +158,34 @@ func (c *cluster) kill(ctx context.Context, rng *rand.Rand, sig syscall.Signal, 
 	if victim == nil {
 		return
 	}
-	victim.signal(sig)
-	c.workers = slices.DeleteFunc(c.workers, func(w *proc) bool { return w == victim })
+	c.workers = slices.DeleteFunc(c.workers, func(w *devbin.Longhaul) bool { return w == victim })
 	if hit.files > 0 {
 		st.inProgress++
 		st.filesInProgress += hit.files
 	}
 	if sig == syscall.SIGKILL {
 		st.sigkills++
+		victim.Kill()
 	} else {
 		st.sigterms++
+		// A worker stopped with SIGTERM hands its jobs back at their next checkpoint and
+		// exits within its shutdown timeout.
+		if err := victim.Stop(c.o.shutdownTimeout + 10*time.Second); err != nil {
+			st.failures = append(st.failures, err.Error())
+		} else if !victim.State().Success() {
+			st.failures = append(st.failures, fmt.Sprintf("%s (pid %d) exited with %v after SIGTERM; want status 0 (see %s)",
+				victim.Name(), victim.PID(), victim.State(), victim.LogPath()))
+		}
 	}
-	// A worker stopped with SIGTERM hands its jobs back at their next checkpoint and exits
-	// within its shutdown timeout.
-	limit := c.o.shutdownTimeout + 10*time.Second
-	exited := victim.waitExit(limit)
-	switch {
-	case !exited:
-		st.failures = append(st.failures, fmt.Sprintf("%s (pid %d) did not exit within %v of %v", victim.name, victim.pid(), limit, sigName(sig)))
-		victim.signal(syscall.SIGKILL)
-		victim.waitExit(10 * time.Second)
-	case sig == syscall.SIGTERM && !victim.cmd.ProcessState.Success():
-		st.failures = append(st.failures, fmt.Sprintf("%s (pid %d) exited with %v after SIGTERM; want status 0 (see %s)",
-			victim.name, victim.pid(), victim.cmd.ProcessState, victim.logPath))
-	}
-	next, err := c.startWorker()
+	next, err := c.startWorker(ctx)
 	replacement := "none: " + fmt.Sprint(err)
 	if err == nil {
-		replacement = fmt.Sprintf("%s (pid %d)", next.name, next.pid())
+		replacement = fmt.Sprintf("%s (pid %d)", next.Name(), next.PID())
 	} else {
 		st.failures = append(st.failures, "start a replacement worker: "+err.Error())
 	}
 	c.out.printf("%s %s (pid %d): %d file(s) in progress in job(s) %v; replaced by %s",
-		sigName(sig), victim.name, victim.pid(), hit.files, hit.jobs, replacement)
+		sigName(sig), victim.Name(), victim.PID(), hit.files, hit.jobs, replacement)
 }
 
 // inProgress is what one worker was doing when a kill was decided.
@@ -234,11 +230,11 @@ func (c *cluster) inProgress(ctx context.Context) map[int]inProgress {
 // restartRedis kills Redis with SIGKILL, leaves it down for half a second to a second, and
 // starts it again on the same port and data.
 func (c *cluster) restartRedis(ctx context.Context, rng *rand.Rand, st *stats) {
-	c.redis.kill()
+	c.redis.Kill()
 	down := time.Duration(float64(500*time.Millisecond) * (1 + rng.Float64()))
 	time.Sleep(down)
 	st.redisRestarts++
-	if err := c.redis.start(ctx); err != nil {
+	if err := c.redis.Restart(ctx); err != nil {
 		st.failures = append(st.failures, "restart Redis: "+err.Error())
 		return
 	}

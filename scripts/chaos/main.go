@@ -1,7 +1,7 @@
 // Command chaos runs longhaul under faults and checks that no job is lost, stuck or
 // produced twice.
 //
-//	go run ./scripts/chaos -jobs 200 -files 4 -duration 60s
+//	go -C scripts run ./chaos -jobs 200 -files 4 -duration 60s   # from the repository root
 //
 // It builds longhaul from this module (or runs -bin), starts its own redis-server with AOF
 // on a free port, one `longhaul api` and two `longhaul worker` processes that share a

@@ -160,9 +160,13 @@ func queueSummary(q *asynq.QueueInfo, err error) string {
 // verifyProcesses checks that no process died without being told to, and that no log
 // shows a panic or a data race.
 func (c *cluster) verifyProcesses(r *result) {
-	for _, p := range append(c.procs, c.redis.p) {
-		if p.diedByItself() {
-			r.fail("%s (pid %d) exited by itself with %v; see %s", p.name, p.pid(), p.cmd.ProcessState, p.logPath)
+	procs := c.redis.Processes()
+	for _, lh := range c.procs {
+		procs = append(procs, lh.Process)
+	}
+	for _, p := range procs {
+		if p.ExitedByItself() {
+			r.fail("%s (pid %d) exited by itself with %v; see %s", p.Name(), p.PID(), p.State(), p.LogPath())
 		}
 	}
 	logs, _ := filepath.Glob(filepath.Join(c.dir, "logs", "*.log"))

@@ -2,7 +2,7 @@
 // deploy/nginx.conf (read at run time) with only what a test must change rewritten: one
 // foreground process whose pid, logs and temporary files live in a temporary directory, a free
 // port of 127.0.0.1, the test's server as the upstream, and, when asked, the WebSocket upgrade
-// stripped as by a proxy that does not know WebSockets. proxytest/harness_test.go does the same
+// stripped as by a proxy that does not know WebSockets. deploy/nginx_harness_test.go does the same
 // for the Go tests. Every rewrite must find what it rewrites, so that a change of the reference
 // that this file no longer covers fails loudly instead of testing something else.
 import { spawn } from 'node:child_process';

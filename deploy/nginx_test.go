@@ -1,4 +1,4 @@
-package proxytest
+package deploy_test
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ import (
 // queuedFor is how long TestLiveConnectionsOutlastProxyTimeout keeps its job queued behind
 // a proxy with a 30 s read timeout: 3 minutes is six of the proxy's timeouts in a row.
 // Shorten it only while working on the test itself.
-var queuedFor = flag.Duration("proxytest.queued", 3*time.Minute,
+var queuedFor = flag.Duration("deploy.queued", 3*time.Minute,
 	"how long the keepalive test keeps its live connections idle behind nginx")
 
 // maxPing is the longest LONGHAUL_PING_INTERVAL that longhaul accepts.
@@ -37,16 +37,8 @@ const maxPing = 25 * time.Second
 func TestReferenceConfigIsValid(t *testing.T) {
 	t.Parallel()
 	bin := requireNginx(t)
-	root, err := devbin.ModuleRoot(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := os.ReadFile(filepath.Join(root, "deploy", "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	conf, err := renderNginx(string(ref), proxy{}, dir, 0)
+	conf, err := renderNginx(referenceConfig(t), proxy{}, dir, 0)
 	if err != nil {
 		t.Fatalf("deploy/nginx.conf no longer has what the tests rewrite: %v", err)
 	}
@@ -67,7 +59,7 @@ func TestOriginCheckBehindProxy(t *testing.T) {
 	requireNginx(t)
 	redis := redistest.Start(t, redistest.Options{})
 	a := startAPI(t, "api", redis.URL(), fastSettings(t))
-	ng := startNginx(t, proxy{Upstreams: []string{a.addr}})
+	ng := startNginx(t, proxy{Upstreams: []string{a.Addr()}})
 	id := initiate(t, ng.url, 70000)
 	url := "ws" + strings.TrimPrefix(ng.url, "http") + "/ws/download/" + id
 	for _, c := range []struct {
@@ -148,8 +140,8 @@ func TestLiveConnectionsOutlastProxyTimeout(t *testing.T) {
 	// The control: a stream that sends nothing, through the same nginx, must be cut, or
 	// the proxy's timeout is not in effect and the live connections prove nothing.
 	silent := silentUpstream(t)
-	ng := startNginx(t, proxy{Upstreams: []string{a.addr}, ReadTimeout: "30s",
-		ServerExtra: "location = /proxytest/silent { proxy_pass http://" + silent + "; proxy_read_timeout 30s; }"})
+	ng := startNginx(t, proxy{Upstreams: []string{a.Addr()}, ReadTimeout: "30s",
+		ServerExtra: "location = /test/silent { proxy_pass http://" + silent + "; proxy_read_timeout 30s; }"})
 	id := initiate(t, ng.url, 70000, 70007)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -168,7 +160,7 @@ func TestLiveConnectionsOutlastProxyTimeout(t *testing.T) {
 	sseSession := sse.begin(viaSSE, "")
 	sseDone := goDone(func() { followSSE(stream.Body, sse, sseSession, quietLimit, 0) })
 	cut := make(chan error, 1)
-	go func() { cut <- readToEnd(ctx, ng.url+"/proxytest/silent") }()
+	go func() { cut <- readToEnd(ctx, ng.url+"/test/silent") }()
 
 	hasSnapshot := func(v view) bool { return len(v.sessions) == 1 && len(v.sessions[0].msgs) > 0 }
 	ws.waitUntil(t, 30*time.Second, "the WebSocket's snapshot", hasSnapshot)
@@ -291,7 +283,7 @@ func TestFallbackWhenProxyBreaksWebSocket(t *testing.T) {
 			want: []string{viaSSE, viaPolling}, ready: polling},
 	}
 	for _, c := range clients {
-		c.proxy.Upstreams = []string{a.addr}
+		c.proxy.Upstreams = []string{a.Addr()}
 		c.base = startNginx(t, c.proxy).url
 		c.id = initiate(t, c.base, 70000, 70007, 70014)
 		c.rec = &recorder{}
@@ -345,8 +337,8 @@ func TestClientFollowsJobAcrossAPIInstances(t *testing.T) {
 	// so that their logs show which one ran the job.
 	s := fastSettings(t).with("LONGHAUL_FILE_TIME_MIN", "1s", "LONGHAUL_FILE_TIME_MAX", "2s",
 		"LONGHAUL_FILE_CONCURRENCY", "2")
-	apis := []*api{startAPI(t, "api 1", redis.URL(), s), startAPI(t, "api 2", redis.URL(), s)}
-	ng := startNginx(t, proxy{Upstreams: []string{apis[0].addr, apis[1].addr},
+	apis := []*devbin.Longhaul{startAPI(t, "api 1", redis.URL(), s), startAPI(t, "api 2", redis.URL(), s)}
+	ng := startNginx(t, proxy{Upstreams: []string{apis[0].Addr(), apis[1].Addr()},
 		ServerExtra: "add_header " + upstreamHeader + " $upstream_addr always;"})
 	id := initiate(t, ng.url, 70000, 70007, 70014, 70021, 70028, 70035)
 
@@ -359,10 +351,10 @@ func TestClientFollowsJobAcrossAPIInstances(t *testing.T) {
 	})
 	// API A is the instance that nginx gave the client, B the other one.
 	apiA, apiB := apis[0], apis[1]
-	if on := rec.view().sessions[0].upstream; on == apiB.addr {
+	if on := rec.view().sessions[0].upstream; on == apiB.Addr() {
 		apiA, apiB = apiB, apiA
-	} else if on != apiA.addr {
-		t.Fatalf("nginx put the client on %q, which is neither API (%s, %s)", on, apis[0].addr, apis[1].addr)
+	} else if on != apiA.Addr() {
+		t.Fatalf("nginx put the client on %q, which is neither API (%s, %s)", on, apis[0].Addr(), apis[1].Addr())
 	}
 
 	// Worker B alone can take the job; worker A starts once B has claimed it.
@@ -380,7 +372,7 @@ func TestClientFollowsJobAcrossAPIInstances(t *testing.T) {
 		t.Fatalf("the job finished before API A could be killed mid-job; make its files slower")
 	}
 	killedAt, _ := rec.last() // at least this much arrived through API A
-	apiA.kill()
+	apiA.Kill()
 
 	select {
 	case <-done:
@@ -388,7 +380,7 @@ func TestClientFollowsJobAcrossAPIInstances(t *testing.T) {
 		t.Fatalf("the client did not finish within 2m of API A's death:\n%s", rec.view())
 	}
 	v := rec.view()
-	t.Logf("API A %s was killed at seq %d; the client saw:\n%s", apiA.addr, killedAt.Seq, v)
+	t.Logf("API A %s was killed at seq %d; the client saw:\n%s", apiA.Addr(), killedAt.Seq, v)
 	final := status(t, ng.url, id)
 	checkOrder(t, "client", v)
 	if len(v.sessions) < 2 {
@@ -403,8 +395,8 @@ func TestClientFollowsJobAcrossAPIInstances(t *testing.T) {
 		t.Errorf("the connection to API A ended normally (%s), not by A's death", first.end)
 	}
 	for i, s := range v.sessions[1:] {
-		if s.upstream != apiB.addr {
-			t.Errorf("reconnect %d went to %q, want API B at %s", i+1, s.upstream, apiB.addr)
+		if s.upstream != apiB.Addr() {
+			t.Errorf("reconnect %d went to %q, want API B at %s", i+1, s.upstream, apiB.Addr())
 		}
 	}
 	if again := v.sessions[1].msgs; len(again) == 0 || terminal(again[0]) {
@@ -417,11 +409,11 @@ func TestClientFollowsJobAcrossAPIInstances(t *testing.T) {
 	}
 
 	// Worker B ran the job, in one attempt, and worker A never touched it.
-	if !strings.Contains(workerB.log(), id) {
+	if !strings.Contains(workerB.Log(), id) {
 		t.Errorf("worker B's log does not mention job %s", id)
 	}
-	if strings.Contains(workerA.log(), id) {
-		t.Errorf("worker A's log mentions job %s:\n%s", id, workerA.tail(20))
+	if strings.Contains(workerA.Log(), id) {
+		t.Errorf("worker A's log mentions job %s:\n%s", id, workerA.Tail(20))
 	}
 	audit, err := jobs.NewStore(redis.Client(), jobs.Options{}).Audit(ctx, id)
 	if err != nil {
@@ -445,8 +437,8 @@ func TestShutdownMovesClientsToAnotherInstance(t *testing.T) {
 	redis := redistest.Start(t, redistest.Options{})
 	s := fastSettings(t).with("LONGHAUL_FILE_TIME_MIN", "1s", "LONGHAUL_FILE_TIME_MAX", "2s",
 		"LONGHAUL_FILE_CONCURRENCY", "2")
-	apis := []*api{startAPI(t, "api 1", redis.URL(), s), startAPI(t, "api 2", redis.URL(), s)}
-	ng := startNginx(t, proxy{Upstreams: []string{apis[0].addr, apis[1].addr},
+	apis := []*devbin.Longhaul{startAPI(t, "api 1", redis.URL(), s), startAPI(t, "api 2", redis.URL(), s)}
+	ng := startNginx(t, proxy{Upstreams: []string{apis[0].Addr(), apis[1].Addr()},
 		ServerExtra: "add_header " + upstreamHeader + " $upstream_addr always;"})
 	startWorker(t, "worker", redis.URL(), s)
 	id := initiate(t, ng.url, 70000, 70007, 70014, 70021)
@@ -460,8 +452,8 @@ func TestShutdownMovesClientsToAnotherInstance(t *testing.T) {
 		return ok && m.Seq >= 5
 	})
 	on := rec.view().sessions[0].upstream
-	leaving := apis[slices.IndexFunc(apis, func(a *api) bool { return a.addr == on })]
-	leaving.stop(t, 30*time.Second)
+	leaving := apis[slices.IndexFunc(apis, func(a *devbin.Longhaul) bool { return a.Addr() == on })]
+	stop(t, leaving.Process, 30*time.Second)
 
 	select {
 	case <-done:
@@ -505,23 +497,23 @@ func TestStuckClientCannotGrowServerMemory(t *testing.T) {
 	redis := redistest.Start(t, redistest.Options{})
 	a := startAPI(t, "api", redis.URL(), fastSettings(t))
 	store := jobs.NewStore(redis.Client(), jobs.Options{})
-	id := initiate(t, a.url, 7)
+	id := initiate(t, a.URL, 7)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if _, err := store.Claim(ctx, id, token); err != nil {
 		t.Fatal(err)
 	}
 
-	stuckWS, resp, err := dialLive(ctx, &websocket.Dialer{NetDialContext: stuckDialer().DialContext}, a.url, id)
+	stuckWS, resp, err := dialLive(ctx, &websocket.Dialer{NetDialContext: stuckDialer().DialContext}, a.URL, id)
 	if err != nil {
 		t.Fatalf("stuck WebSocket: %v%s", err, httpStatus(resp))
 	}
-	stuckSSE, err := openSSE(ctx, &http.Client{Transport: &http.Transport{DialContext: stuckDialer().DialContext}}, a.url, id)
+	stuckSSE, err := openSSE(ctx, &http.Client{Transport: &http.Transport{DialContext: stuckDialer().DialContext}}, a.URL, id)
 	if err != nil {
 		t.Fatalf("stuck event stream: %v", err)
 	}
 	healthy := &recorder{slim: true}
-	conn, resp, err := dialLive(ctx, websocket.DefaultDialer, a.url, id)
+	conn, resp, err := dialLive(ctx, websocket.DefaultDialer, a.URL, id)
 	if err != nil {
 		t.Fatalf("healthy WebSocket: %v%s", err, httpStatus(resp))
 	}
@@ -530,7 +522,7 @@ func TestStuckClientCannotGrowServerMemory(t *testing.T) {
 	healthy.waitUntil(t, 30*time.Second, "the healthy client's snapshot", func(v view) bool {
 		return len(v.sessions[0].msgs) > 0
 	})
-	before := a.memoryKiB(t, "VmRSS")
+	before := memoryKiB(t, a.Process, "VmRSS")
 
 	bulk := strings.Repeat("x", eventBulk)
 	for i := 1; i <= events; i++ {
@@ -554,7 +546,7 @@ func TestStuckClientCannotGrowServerMemory(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatalf("the healthy client did not finish within 1m:\n%s", healthy.view())
 	}
-	after, peak := a.memoryKiB(t, "VmRSS"), a.memoryKiB(t, "VmHWM")
+	after, peak := memoryKiB(t, a.Process, "VmRSS"), memoryKiB(t, a.Process, "VmHWM")
 	t.Logf("api memory: VmRSS %d KiB before the flood, %d KiB after; VmHWM %d KiB", before, after, peak)
 	if after-before > bound || peak-before > bound {
 		t.Errorf("api memory grew from %d KiB to %d KiB (peak %d KiB) with stuck clients, want under %d KiB of growth",

@@ -248,13 +248,13 @@ How much longhaul adds on top of Asynq and Redis, and how many live clients one 
 holds. Everything below except the last section is written by the benchmark itself, from
 one run started %s that took %s:
 
-    make bench        # go run ./bench -out docs/benchmarks.md
+    make bench        # go -C scripts run ./bench -out ../docs/benchmarks.md
 
 Each number has the command and the operation that produced it beside it; every ratio is
 against a baseline measured in the same run, on the same Redis. The benchmark starts its own
 redis-server (no persistence, `+"`noeviction`"+`) per stage, builds the binary and runs it as real
-child processes: %s. `+"`go run ./bench -only STAGE`"+` reruns one stage
-(initiate, status, fanout, worker, e2e); `+"`go run ./bench -quick`"+` is the few-seconds version
+child processes: %s. `+"`go -C scripts run ./bench -only STAGE`"+` reruns one stage
+(initiate, status, fanout, worker, e2e); `+"`go -C scripts run ./bench -quick`"+` is the few-seconds version
 that `+"`make test`"+` runs; `+"`-results FILE`"+` saves a run's results and `+"`-render FILE -out ...`"+` rewrites
 this file from them, for a new version of the last section without measuring again. The
 last column of the request tables is the CPU time each process spent per operation
@@ -278,18 +278,18 @@ last column of the request tables is the CPU time each process spent per operati
 	sections := r.Table()
 	// The tables, each under its heading with its command.
 	for _, sec := range []struct{ head, title, cmd, what string }{
-		{"**1. Initiate**", "## 1. Initiate", "go run ./bench -only initiate",
+		{"**1. Initiate**", "## 1. Initiate", "go -C scripts run ./bench -only initiate",
 			"`POST /v1/download/initiate` with `{\"file_ids\": [70000, 70007]}` over keep-alive HTTP/1.1 (the benchmark's " +
-				"minimal client, `bench/httpclient.go`) to one `longhaul api` " +
+				"minimal client, `scripts/bench/httpclient.go`) to one `longhaul api` " +
 				"(LONGHAUL_LOG_LEVEL=warn), from 1, 8 and 64 concurrent clients in the benchmark process, each sending its next request " +
 				"when the last is answered; beside it, raw `asynq.Client.EnqueueContext` of the same task " +
 				"(`tasks.NewDownloadTask(id, 2, ...)`: same payload, TaskID, queue and options) from the same number of goroutines " +
 				"on a go-redis client with the API's pool of 64. " + rounds + "."},
-		{"**2. Status**", "## 2. Status", "go run ./bench -only status",
+		{"**2. Status**", "## 2. Status", "go -C scripts run ./bench -only status",
 			fmt.Sprintf("`GET /v1/download/status/{id}` of %d jobs of 4 files, mid-way (one file ready, one unavailable, "+
 				"one at 50%%, one queued: a 200 body of about 1 KiB), round robin, without and with a matching `If-None-Match`; beside "+
 				"them a raw `HGETALL` of the same records, and `jobs.Store.Get` (HGETALL and decoding) in the benchmark process; the same minimal HTTP client. ", p.StatusJobs) + rounds + "."},
-		{"**3. Fan-out**", "## 3. Fan-out", "go run ./bench -only fanout",
+		{"**3. Fan-out**", "## 3. Fan-out", "go -C scripts run ./bench -only fanout",
 			fmt.Sprintf("%d WebSocket clients in %d client processes of their own (`bench fanout-client`, each from its own loopback "+
 				"source address) connect to one `longhaul api` and watch %d running jobs, %d clients per job. With all clients idle for %s "+
 				"the API's VmRSS is read from /proc (minus its RSS before any client, divided by the clients). Then the benchmark "+
@@ -297,7 +297,7 @@ last column of the request tables is the CPU time each process spent per operati
 				"carrying the time it was made; the clients take the latency when they read the event. The clients check that "+
 				"every event's seq is the next one.", p.FanConns, p.FanProcs, p.FanJobs, p.FanConns/max(1, p.FanJobs),
 				fmtDur(p.FanIdle), p.FanRate, fmtDur(p.FanDuration))},
-		{"**4. Worker path**", "## 4. Worker path", "go run ./bench -only worker",
+		{"**4. Worker path**", "## 4. Worker path", "go -C scripts run ./bench -only worker",
 			fmt.Sprintf("%d jobs of 4 files (ids 7, 14, 21, 28, all available) are queued, then one `longhaul worker` "+
 				"(LONGHAUL_FILE_TIME_MIN/MAX=0, LONGHAUL_FILE_SIZE_MAX=4KiB, concurrency %d, 4 files of a job at once) runs them: "+
 				"claim, per file a processing and a ready update (each with its seq and publish), the file written, synced and "+
@@ -305,7 +305,7 @@ last column of the request tables is the CPU time each process spent per operati
 				"runs %d tasks of the same payload with a handler that does nothing, in a process of its own (`bench noop-worker`) "+
 				"with the same concurrency, timed from the first task's start to the last one's return. Ratio: files/s over no-op tasks/s.",
 				p.WorkerJobs, p.WorkerConcurrency, p.NoopTasks)},
-		{"**5. End to end**", "## 5. End to end", "go run ./bench -only e2e",
+		{"**5. End to end**", "## 5. End to end", "go -C scripts run ./bench -only e2e",
 			fmt.Sprintf("%d jobs of 4 files (`{\"file_ids\": [7, 14, 21, 28]}`) are posted over HTTP by %d concurrent clients to "+
 				"one `longhaul api`, while 1, then 2, `longhaul worker` processes (started and registered first) run them with a "+
 				"file time of 0 and files up to 4 KiB; timed from the first POST to the last job's final event. Job latency is "+

@@ -1,4 +1,4 @@
-package proxytest
+package deploy_test
 
 // The live clients of the tests: a WebSocket follower, a Server-Sent Events reader and a
 // poller, which record what every connection delivered; a WebSocket client that reconnects

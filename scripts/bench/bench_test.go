@@ -71,7 +71,7 @@ func TestQuickRunMeasuresEveryStage(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(out)
-	for _, want := range []string{"## 1. Initiate", "## 3. Fan-out", "go run ./bench -only e2e", "benchmarks-latency.png"} {
+	for _, want := range []string{"## 1. Initiate", "## 3. Fan-out", "go -C scripts run ./bench -only e2e", "benchmarks-latency.png"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"github.com/redis/go-redis/v9"
@@ -53,18 +54,12 @@ var workerFiles = []int64{7, 14, 21, 28}
 // every file written and synced, completion. Then asynq runs as many no-op tasks of the
 // same payload in a process of its own, with the same concurrency.
 func (b *bench) runWorkerPath(ctx context.Context, rep *Report) error {
-	ps := &procs{}
-	defer ps.stopAll()
-	dir, err := b.stageDir("worker")
+	r, err := b.newRig(ctx, "worker")
 	if err != nil {
 		return err
 	}
-	rs, err := startRedis(ctx, ps, dir+"/redis")
-	if err != nil {
-		return err
-	}
-	rdb := rs.Client()
-	defer rdb.Close()
+	defer r.close()
+	rdb := r.rdb
 	p := b.plan
 	res := &WorkerResult{Jobs: p.WorkerJobs, FilesPerJob: len(workerFiles), Concurrency: p.WorkerConcurrency}
 	if err := queueJobs(ctx, rdb, p.WorkerJobs); err != nil {
@@ -75,8 +70,7 @@ func (b *bench) runWorkerPath(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer w.close()
-	lh, err := b.startLonghaul(ctx, ps, "worker", rs.URL(), dir,
-		"LONGHAUL_WORKER_CONCURRENCY="+strconv.Itoa(p.WorkerConcurrency))
+	lh, err := r.longhaul(ctx, "worker", map[string]string{"LONGHAUL_WORKER_CONCURRENCY": strconv.Itoa(p.WorkerConcurrency)})
 	if err != nil {
 		return err
 	}
@@ -87,7 +81,7 @@ func (b *bench) runWorkerPath(ctx context.Context, rep *Report) error {
 	}
 	if !w.wait(ctx, 5*time.Minute) {
 		_, _, n, _ := w.span()
-		return fmt.Errorf("only %d of %d jobs finished in 5 minutes:\n%s", n, p.WorkerJobs, tail(lh.log, 10))
+		return fmt.Errorf("only %d of %d jobs finished in 5 minutes:\n%s", n, p.WorkerJobs, lh.Tail(10))
 	}
 	cpu1, _ := cpuTime(lh.PID())
 	first, last, _, completed := w.span()
@@ -99,16 +93,16 @@ func (b *bench) runWorkerPath(ctx context.Context, rep *Report) error {
 	if completed != p.WorkerJobs {
 		return fmt.Errorf("%d of %d jobs completed", completed, p.WorkerJobs)
 	}
-	if res.Files, err = countFiles(filepath.Join(dir, "files")); err != nil {
+	if res.Files, err = countFiles(filepath.Join(r.dir, "files")); err != nil {
 		return err
 	}
 	if res.Files != p.WorkerJobs*len(workerFiles) {
 		return fmt.Errorf("%d files written, want %d", res.Files, p.WorkerJobs*len(workerFiles))
 	}
-	lh.stop(10 * time.Second)
+	lh.Stop(10 * time.Second)
 
 	res.NoopTasks = p.NoopTasks
-	if res.NoopTook, err = b.runNoop(ctx, ps, rs, rdb, dir, p.NoopTasks); err != nil {
+	if res.NoopTook, err = b.runNoop(ctx, r, p.NoopTasks); err != nil {
 		return err
 	}
 	b.logf("  worker: %.0f files/s (%.0f jobs/s); asynq no-op: %.0f tasks/s", res.FileRate(), res.JobRate(), res.NoopRate())
@@ -138,8 +132,8 @@ func queueJobs(ctx context.Context, rdb *redis.Client, n int) error {
 
 // runNoop queues n download tasks on the no-op queue, then runs them in a no-op worker
 // process, and returns how long they took.
-func (b *bench) runNoop(ctx context.Context, ps *procs, rs *redisServer, rdb *redis.Client, dir string, n int) (time.Duration, error) {
-	queue := asynq.NewClientFromRedisClient(rdb)
+func (b *bench) runNoop(ctx context.Context, r *rig, n int) (time.Duration, error) {
+	queue := asynq.NewClientFromRedisClient(r.rdb)
 	for range n {
 		task, err := tasks.NewDownloadTask(jobs.NewID(), len(workerFiles), taskOptions)
 		if err != nil {
@@ -156,18 +150,17 @@ func (b *bench) runNoop(ctx context.Context, ps *procs, rs *redisServer, rdb *re
 			done <- d
 		}
 	}
-	p, err := startProc(procSpec{name: "asynq no-op worker", dir: dir, log: filepath.Join(dir, "noop.log"),
-		onLine: onLine, args: []string{b.self, cmdNoopWorker, "-redis", rs.Addr,
+	p, err := r.start(devbin.Spec{Name: "asynq no-op worker", Log: filepath.Join(r.dir, "noop.log"),
+		OnLine: onLine, Args: []string{b.self, cmdNoopWorker, "-redis", r.redis.Addr(),
 			"-concurrency", strconv.Itoa(b.plan.WorkerConcurrency), "-n", strconv.Itoa(n)}})
 	if err != nil {
 		return 0, err
 	}
-	ps.add(p)
 	select {
 	case d := <-done:
 		return time.Duration(d.Last - d.First), nil
-	case <-p.done:
-		return 0, p.failure()
+	case <-p.Done():
+		return 0, p.ExitError()
 	case <-time.After(5 * time.Minute):
 		return 0, fmt.Errorf("the no-op worker did not finish %d tasks in 5 minutes", n)
 	case <-ctx.Done():

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/jobs"
 )
 
@@ -67,29 +68,22 @@ const fanToken = "bench"
 // runFanout holds many WebSocket clients, in client processes of their own, on one
 // `longhaul api` while the benchmark updates running jobs through jobs.Store.UpdateFile.
 func (b *bench) runFanout(ctx context.Context, rep *Report) error {
-	ps := &procs{}
-	defer ps.stopAll()
-	dir, err := b.stageDir("fanout")
+	r, err := b.newRig(ctx, "fanout")
 	if err != nil {
 		return err
 	}
-	rs, err := startRedis(ctx, ps, dir+"/redis")
-	if err != nil {
-		return err
-	}
-	rdb := rs.Client()
-	defer rdb.Close()
-	store := jobs.NewStore(rdb, jobs.Options{})
+	defer r.close()
+	store := jobs.NewStore(r.rdb, jobs.Options{})
 	p := b.plan
 	ids, err := runningJobs(ctx, store, p.FanJobs)
 	if err != nil {
 		return err
 	}
-	jobsFile := filepath.Join(dir, "jobs.txt")
+	jobsFile := filepath.Join(r.dir, "jobs.txt")
 	if err := os.WriteFile(jobsFile, []byte(strings.Join(ids, "\n")), 0o644); err != nil {
 		return err
 	}
-	lh, err := b.startLonghaul(ctx, ps, "api", rs.URL(), dir)
+	lh, err := r.longhaul(ctx, "api", nil)
 	if err != nil {
 		return err
 	}
@@ -99,7 +93,7 @@ func (b *bench) runFanout(ctx context.Context, rep *Report) error {
 	}
 
 	started := time.Now()
-	clients, err := b.startClients(ctx, ps, dir, strings.Replace(lh.URL, "http://", "ws://", 1), jobsFile, rs.Addr)
+	clients, err := b.startClients(ctx, r, strings.Replace(lh.URL, "http://", "ws://", 1), jobsFile)
 	if err != nil {
 		return err
 	}
@@ -117,14 +111,14 @@ func (b *bench) runFanout(ctx context.Context, rep *Report) error {
 	}
 	b.logf("  %d clients connected in %v (%d failed)", res.Conns, res.Connect.Round(time.Millisecond), res.Failed)
 	sleep(ctx, p.FanIdle)
-	if res.RSSIdle, err = rssBytes(lh.PID()); err != nil {
+	if res.RSSIdle, err = rssBytes(lh.Process); err != nil {
 		return err
 	}
 	if err := b.profileIdle(ctx, lh); err != nil {
 		b.logf("  profile: %v", err)
 	}
 
-	cpu := meterOf(lh, rs)
+	cpu := meterOf(lh, r.redis)
 	for _, p := range clients.procs {
 		cpu.add("clients", p.PID())
 	}
@@ -177,7 +171,7 @@ func (b *bench) fanLoad(ctx context.Context, lh *longhaul, cpu *cpuMeter, store 
 		for {
 			select {
 			case <-t.C:
-				if rss, err := rssBytes(lh.PID()); err == nil {
+				if rss, err := rssBytes(lh.Process); err == nil {
 					res.RSSLoad = max(res.RSSLoad, rss)
 				}
 			case <-stopWatch:
@@ -255,7 +249,7 @@ func settledRSS(ctx context.Context, lh *longhaul, rest time.Duration) (int64, e
 		resp.Body.Close()
 	}
 	sleep(ctx, rest)
-	return rssBytes(lh.PID())
+	return rssBytes(lh.Process)
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -335,7 +329,7 @@ func generate(ctx context.Context, store *jobs.Store, ids []string, rate int, d 
 
 // clientProcs are the fan-out's client processes.
 type clientProcs struct {
-	procs  []*proc
+	procs  []*devbin.Process
 	stdins []*os.File
 	msgs   []chan clientMsg
 	ready  []clientMsg
@@ -343,13 +337,13 @@ type clientProcs struct {
 
 // startClients starts the client processes, each with its share of the connections from
 // a loopback source address of its own, and waits until all have their snapshots.
-func (b *bench) startClients(ctx context.Context, ps *procs, dir, wsURL, jobsFile, redisAddr string) (*clientProcs, error) {
+func (b *bench) startClients(ctx context.Context, r *rig, wsURL, jobsFile string) (*clientProcs, error) {
 	p := b.plan
 	cp := &clientProcs{}
 	per := (p.FanConns + p.FanProcs - 1) / p.FanProcs
 	for i := range p.FanProcs {
 		from, to := i*per, min((i+1)*per, p.FanConns)
-		r, w, err := os.Pipe()
+		stdin, w, err := os.Pipe()
 		if err != nil {
 			return nil, err
 		}
@@ -357,7 +351,7 @@ func (b *bench) startClients(ctx context.Context, ps *procs, dir, wsURL, jobsFil
 		args := []string{b.self, cmdFanoutClient, "-url", wsURL, "-jobs", jobsFile,
 			"-from", strconv.Itoa(from), "-to", strconv.Itoa(to), "-src", fmt.Sprintf("127.0.0.%d", 2+i)}
 		if i == 0 {
-			args = append(args, "-redis", redisAddr)
+			args = append(args, "-redis", r.redis.Addr())
 		}
 		onLine := func(line string) {
 			var m clientMsg
@@ -365,14 +359,13 @@ func (b *bench) startClients(ctx context.Context, ps *procs, dir, wsURL, jobsFil
 				msgs <- m
 			}
 		}
-		pr, err := startProc(procSpec{name: "fanout client " + strconv.Itoa(i), dir: dir,
-			log: filepath.Join(dir, fmt.Sprintf("client-%d.log", i)), onLine: onLine, stdin: r, args: args})
-		r.Close()
+		pr, err := r.start(devbin.Spec{Name: "fanout client " + strconv.Itoa(i), Args: args,
+			Log: filepath.Join(r.dir, fmt.Sprintf("client-%d.log", i)), OnLine: onLine, Stdin: stdin})
+		stdin.Close()
 		if err != nil {
 			w.Close()
 			return nil, err
 		}
-		ps.add(pr)
 		cp.procs, cp.stdins, cp.msgs = append(cp.procs, pr), append(cp.stdins, w), append(cp.msgs, msgs)
 	}
 	timeout := time.After(3*time.Minute + time.Duration(p.FanConns)*10*time.Millisecond)
@@ -393,10 +386,10 @@ func (cp *clientProcs) await(ctx context.Context, i int, typ string, timeout <-c
 			if m.Type == typ {
 				return m, nil
 			}
-		case <-cp.procs[i].done:
-			return clientMsg{}, cp.procs[i].failure()
+		case <-cp.procs[i].Done():
+			return clientMsg{}, cp.procs[i].ExitError()
 		case <-timeout:
-			return clientMsg{}, fmt.Errorf("%s: no %q in time:\n%s", cp.procs[i].name, typ, tail(cp.procs[i].log, 10))
+			return clientMsg{}, fmt.Errorf("%s: no %q in time:\n%s", cp.procs[i].Name(), typ, cp.procs[i].Tail(10))
 		case <-ctx.Done():
 			return clientMsg{}, ctx.Err()
 		}
@@ -434,9 +427,9 @@ func (cp *clientProcs) quit() {
 	}
 	for _, p := range cp.procs {
 		select {
-		case <-p.done:
+		case <-p.Done():
 		case <-time.After(15 * time.Second):
-			p.stop(time.Second)
+			p.Stop(time.Second)
 		}
 	}
 }

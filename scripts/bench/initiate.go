@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/tasks"
 )
@@ -37,24 +38,17 @@ var initiateBody = []byte(`{"file_ids": [70000, 70007]}`)
 // runInitiate measures POST /v1/download/initiate beside asynq.Client.EnqueueContext of
 // the same task, at each level of clients.
 func (b *bench) runInitiate(ctx context.Context, rep *Report) error {
-	ps := &procs{}
-	defer ps.stopAll()
-	dir, err := b.stageDir("initiate")
+	r, err := b.newRig(ctx, "initiate")
 	if err != nil {
 		return err
 	}
-	rs, err := startRedis(ctx, ps, dir+"/redis")
+	defer r.close()
+	lh, err := r.longhaul(ctx, "api", nil)
 	if err != nil {
 		return err
 	}
-	lh, err := b.startLonghaul(ctx, ps, "api", rs.URL(), dir)
-	if err != nil {
-		return err
-	}
-	rdb := rs.Client()
-	defer rdb.Close()
-	queue := asynq.NewClientFromRedisClient(rdb)
-	cpu := meterOf(lh, rs)
+	queue := asynq.NewClientFromRedisClient(r.rdb)
+	cpu := meterOf(lh, r.redis)
 	client, err := newRawHTTP(lh.URL)
 	if err != nil {
 		return err
@@ -166,10 +160,10 @@ func maxOf(xs []int) int {
 
 // meterOf meters the API process, Redis and the benchmark process itself, whose clients
 // drive the load.
-func meterOf(lh *longhaul, rs *redisServer) *cpuMeter {
+func meterOf(lh *longhaul, rs *devbin.Redis) *cpuMeter {
 	m := &cpuMeter{}
 	m.add("api", lh.PID())
-	m.add("redis", rs.PID())
+	m.add("redis", rs.Process().PID())
 	m.add("bench", os.Getpid())
 	return m
 }

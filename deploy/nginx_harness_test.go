@@ -1,33 +1,20 @@
-// Package proxytest proves that longhaul's live progress survives the networks it meets in
-// production: a real nginx in front of it (started by the tests on loopback and configured
-// from deploy/nginx.conf), several API and worker processes on one Redis, a proxy that
-// breaks WebSocket upgrades, and clients that stop reading.
-//
-// The tests run the longhaul binary as separate processes, so that they can kill them and
-// read their memory from /proc. The binary is built once per run from this module, or taken
-// from LONGHAUL_BIN. nginx comes from PATH, /usr/sbin or NGINX; without it the tests that
-// need it skip and say how to install it (scripts/ensure-nginx.sh, which `make test` runs).
-package proxytest
+package deploy_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/longhaul-dev/longhaul/internal/devbin"
+	"github.com/longhaul-dev/longhaul/internal/proctest"
 )
 
 // binary is the longhaul binary shared by every test of the run; TestMain removes it.
@@ -62,12 +49,12 @@ func (b *lazyBinary) build() {
 		b.path, b.err = filepath.Abs(p)
 		return
 	}
-	root, err := devbin.ModuleRoot(context.Background())
+	root, err := devbin.ModuleRoot()
 	if err != nil {
 		b.err = err
 		return
 	}
-	if b.dir, b.err = os.MkdirTemp("", "proxytest-bin-"); b.err != nil {
+	if b.dir, b.err = os.MkdirTemp("", "longhaul-deploy-test-"); b.err != nil {
 		return
 	}
 	b.path = filepath.Join(b.dir, "longhaul")
@@ -106,210 +93,37 @@ func (s settings) with(kv ...string) settings {
 	return out
 }
 
-// environ is the process environment: this one's, less any longhaul setting it may carry,
-// plus s.
-func (s settings) environ() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LONGHAUL_") && !strings.HasPrefix(kv, "REDIS_URL=") {
-			env = append(env, kv)
-		}
-	}
-	for k, v := range s {
-		env = append(env, k+"="+v)
-	}
-	return env
-}
-
-// process is one child process of a test: longhaul or nginx. It is killed when the test
-// ends, and its log is shown when the test failed.
-type process struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{} // closed once the process has exited
-}
-
-// startProcess starts args as a child with stderr (and stdout, unless stdout is given)
-// appended to logPath, or to a new file if it is empty. The child is killed with SIGKILL
-// when the test ends.
-func startProcess(t *testing.T, name string, args, env []string, stdout io.Writer, logPath string) *process {
+// startAPI runs `longhaul api` on a free loopback port, or on LONGHAUL_ADDR if s names
+// one, and waits until it answers /healthz.
+func startAPI(t *testing.T, name, redisURL string, s settings) *devbin.Longhaul {
 	t.Helper()
-	if logPath == "" {
-		logPath = filepath.Join(t.TempDir(), "process.log")
-	}
-	p := &process{name: name, logPath: logPath, done: make(chan struct{})}
-	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(args[0], args[1:]...)
-	p.cmd.Env = env
-	p.cmd.Stderr, p.cmd.Stdout = logFile, logFile
-	if stdout != nil {
-		p.cmd.Stdout = stdout
-	}
-	if err := p.cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- %s (pid %d), end of its log:\n%s", name, p.cmd.Process.Pid, p.tail(60))
-		}
-	})
-	t.Cleanup(p.kill) // runs before the log is shown
-	return p
-}
-
-// kill stops the process at once, as a crash would, and waits for it to be gone.
-func (p *process) kill() {
-	select {
-	case <-p.done:
-	default:
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// stop asks the process to shut down with SIGTERM and waits for it, at most limit.
-func (p *process) stop(t *testing.T, limit time.Duration) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(limit):
-		t.Fatalf("%s did not exit within %v of SIGTERM", p.name, limit)
-	}
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// log is everything the process wrote so far.
-func (p *process) log() string {
-	b, _ := os.ReadFile(p.logPath)
-	return string(b)
-}
-
-func (p *process) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(p.log(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// memoryKiB reads a field of /proc/PID/status in KiB, such as VmRSS or VmHWM.
-func (p *process) memoryKiB(t *testing.T, field string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatalf("read memory of %s: %v", p.name, err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("%s of %s: %q", field, p.name, line)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, p.cmd.Process.Pid)
-	return 0
-}
-
-// api is a `longhaul api` process.
-type api struct {
-	*process
-	addr string // host:port it listens on
-	url  string // http://host:port
-}
-
-// startAPI runs `longhaul api` on a free loopback port, or on addr if given, and waits
-// until it answers /healthz.
-func startAPI(t *testing.T, name, redisURL string, s settings) *api {
-	t.Helper()
-	bin := binary.get(t)
-	env := s.with("REDIS_URL", redisURL)
-	if env["LONGHAUL_ADDR"] == "" {
-		env["LONGHAUL_ADDR"] = "127.0.0.1:0"
-	}
-	found := make(chan string, 1)
-	pr, pw := io.Pipe()
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if _, addr, ok := strings.Cut(sc.Text(), "longhaul listening on "); ok {
-				select {
-				case found <- strings.TrimSpace(addr):
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	t.Cleanup(func() { pw.Close() }) // after the process is gone
-	p := startProcess(t, name, []string{bin, "api"}, env.environ(), pw, "")
-	a := &api{process: p}
-	select {
-	case a.url = <-found:
-	case <-p.done:
-		t.Fatalf("%s exited before it listened:\n%s", name, p.log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s printed no address within 30s:\n%s", name, p.log())
-	}
-	a.addr = strings.TrimPrefix(a.url, "http://")
-	waitUntil(t, 30*time.Second, name+" to answer /healthz", func() bool { return healthy(a.url) })
-	return a
+	return proctest.StartLonghaul(t, devbin.LonghaulSpec{Bin: binary.get(t), Mode: "api", Name: name,
+		Settings: s.with("REDIS_URL", redisURL)})
 }
 
 // startWorker runs `longhaul worker`.
-func startWorker(t *testing.T, name, redisURL string, s settings) *process {
+func startWorker(t *testing.T, name, redisURL string, s settings) *devbin.Longhaul {
 	t.Helper()
-	return startProcess(t, name, []string{binary.get(t), "worker"}, s.with("REDIS_URL", redisURL).environ(), nil, "")
+	return proctest.StartLonghaul(t, devbin.LonghaulSpec{Bin: binary.get(t), Mode: "worker", Name: name,
+		Settings: s.with("REDIS_URL", redisURL)})
 }
 
-func healthy(base string) bool {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(base + "/healthz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-// answers reports whether anything answers HTTP at base.
-func answers(base string) bool {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(base + "/healthz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return true
-}
-
-// waitUntil polls cond until it holds, and fails the test after limit.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+// stop asks p to shut down with SIGTERM, and fails the test unless it exits within limit.
+func stop(t *testing.T, p *devbin.Process, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := p.Stop(limit); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// memoryKiB reads a field of /proc/PID/status in KiB, such as VmRSS or VmHWM.
+func memoryKiB(t *testing.T, p *devbin.Process, field string) int64 {
+	t.Helper()
+	n, err := p.MemoryKiB(field)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func freePort(t *testing.T) int {
@@ -368,7 +182,7 @@ type proxy struct {
 
 // nginx is a running nginx of one test.
 type nginx struct {
-	*process
+	*devbin.Process
 	url    string // http://127.0.0.1:port
 	config string // the configuration it runs, for error messages
 }
@@ -379,18 +193,11 @@ type nginx struct {
 func startNginx(t *testing.T, p proxy) *nginx {
 	t.Helper()
 	bin := requireNginx(t)
-	root, err := devbin.ModuleRoot(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := os.ReadFile(filepath.Join(root, "deploy", "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := referenceConfig(t)
 	for try := 1; ; try++ {
 		dir := t.TempDir()
 		port := freePort(t)
-		conf, err := renderNginx(string(ref), p, dir, port)
+		conf, err := renderNginx(ref, p, dir, port)
 		if err != nil {
 			t.Fatalf("deploy/nginx.conf no longer has what the tests rewrite: %v", err)
 		}
@@ -399,24 +206,35 @@ func startNginx(t *testing.T, p proxy) *nginx {
 			t.Fatal(err)
 		}
 		errorLog := filepath.Join(dir, "error.log")
-		proc := startProcess(t, "nginx", []string{bin, "-e", errorLog, "-p", dir + "/", "-c", confPath},
-			os.Environ(), nil, errorLog)
-		n := &nginx{process: proc, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: conf}
-		deadline := time.Now().Add(30 * time.Second)
-		for !answers(n.url) && !proc.exited() && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		proc := proctest.Start(t, devbin.Spec{Name: "nginx", Log: errorLog,
+			Args: []string{bin, "-e", errorLog, "-p", dir + "/", "-c", confPath}})
+		n := &nginx{Process: proc, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: conf}
+		devbin.WaitUntil(t.Context(), 30*time.Second, "nginx to answer", func() bool { return proc.Exited() || devbin.HealthStatus(n.url) != 0 })
 		switch {
-		case !proc.exited() && answers(n.url):
+		case !proc.Exited() && devbin.HealthStatus(n.url) != 0:
 			return n
-		case proc.exited() && strings.Contains(proc.log(), "Address already in use") && try < 3:
+		case proc.Exited() && strings.Contains(proc.Log(), "Address already in use") && try < 3:
 			continue // another process took the free port in between
-		case proc.exited():
-			t.Fatalf("nginx exited at start-up:\n%s\nconfiguration:\n%s", proc.log(), conf)
+		case proc.Exited():
+			t.Fatalf("nginx exited at start-up:\n%s\nconfiguration:\n%s", proc.Log(), conf)
 		default:
-			t.Fatalf("nginx did not answer within 30s:\n%s", proc.log())
+			t.Fatalf("nginx did not answer within 30s:\n%s", proc.Log())
 		}
 	}
+}
+
+// referenceConfig is deploy/nginx.conf.
+func referenceConfig(t *testing.T) string {
+	t.Helper()
+	root, err := devbin.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := os.ReadFile(filepath.Join(root, "deploy", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ref)
 }
 
 // renderNginx turns the reference configuration into the one a test runs, listening on

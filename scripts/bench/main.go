@@ -3,12 +3,13 @@
 // HGETALLs, WebSocket fan-out to thousands of clients, the worker path beside no-op asynq
 // tasks, and whole jobs end to end. It starts its own redis-server processes, builds the
 // longhaul binary and runs it as real child processes, and re-executes itself for the
-// WebSocket client processes and the no-op asynq worker.
+// WebSocket client processes and the no-op asynq worker. From the repository root (it is a
+// package of the tooling's module, scripts/; relative paths are taken from there):
 //
-//	go run ./bench                              the full benchmark (a few minutes on 2 cores)
-//	go run ./bench -out docs/benchmarks.md      ... and write the report with its chart
-//	go run ./bench -quick                       a tiny version, seconds, for tests
-//	go run ./bench -profile /tmp/prof           ... and save pprof profiles of longhaul's processes
+//	go -C scripts run ./bench                               the full benchmark (a few minutes on 2 cores)
+//	go -C scripts run ./bench -out ../docs/benchmarks.md    ... and write the report with its chart
+//	go -C scripts run ./bench -quick                        a tiny version, seconds, for tests
+//	go -C scripts run ./bench -profile /tmp/prof            ... and save pprof profiles of longhaul's processes
 package main
 
 import (
@@ -238,7 +239,7 @@ func (b *bench) selected(name string) bool {
 
 func (b *bench) prepare(ctx context.Context) error {
 	var err error
-	if b.root, err = devbin.ModuleRoot(ctx); err != nil {
+	if b.root, err = devbin.ModuleRoot(); err != nil {
 		return err
 	}
 	if b.self, err = os.Executable(); err != nil {

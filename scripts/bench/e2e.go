@@ -54,26 +54,19 @@ func (b *bench) runEndToEnd(ctx context.Context, rep *Report) error {
 func (b *bench) endToEnd(ctx context.Context, workers int) (E2EResult, error) {
 	p := b.plan
 	res := E2EResult{Workers: workers, Jobs: p.E2EJobs, FilesPerJob: len(workerFiles), Clients: p.E2EClients}
-	ps := &procs{}
-	defer ps.stopAll()
-	dir, err := b.stageDir("e2e-" + strconv.Itoa(workers))
+	r, err := b.newRig(ctx, "e2e-"+strconv.Itoa(workers))
 	if err != nil {
 		return res, err
 	}
-	rs, err := startRedis(ctx, ps, dir+"/redis")
-	if err != nil {
-		return res, err
-	}
-	rdb := rs.Client()
-	defer rdb.Close()
-	lh, err := b.startLonghaul(ctx, ps, "api", rs.URL(), dir)
+	defer r.close()
+	rdb := r.rdb
+	lh, err := r.longhaul(ctx, "api", nil)
 	if err != nil {
 		return res, err
 	}
 	var workerProcs []*longhaul
 	for range workers {
-		wp, err := b.startLonghaul(ctx, ps, "worker", rs.URL(), dir,
-			"LONGHAUL_WORKER_CONCURRENCY="+strconv.Itoa(p.WorkerConcurrency))
+		wp, err := r.longhaul(ctx, "worker", map[string]string{"LONGHAUL_WORKER_CONCURRENCY": strconv.Itoa(p.WorkerConcurrency)})
 		if err != nil {
 			return res, err
 		}

@@ -34,7 +34,7 @@ import (
 	"runtime"
 )
 
-// Added by the benchmark's profiling build only (bench/build.go).
+// Added by the benchmark's profiling build only (scripts/bench/build.go).
 func init() {
 	addr := os.Getenv("` + pprofEnv + `")
 	if addr == "" {

@@ -28,22 +28,16 @@ var statusFiles = []int64{70000, 70001, 70007, 70014}
 // runStatus measures GET /v1/download/status/{id}, with and without a matching
 // If-None-Match, beside a raw HGETALL of the same record.
 func (b *bench) runStatus(ctx context.Context, rep *Report) error {
-	ps := &procs{}
-	defer ps.stopAll()
-	dir, err := b.stageDir("status")
+	r, err := b.newRig(ctx, "status")
 	if err != nil {
 		return err
 	}
-	rs, err := startRedis(ctx, ps, dir+"/redis")
+	defer r.close()
+	lh, err := r.longhaul(ctx, "api", nil)
 	if err != nil {
 		return err
 	}
-	lh, err := b.startLonghaul(ctx, ps, "api", rs.URL(), dir)
-	if err != nil {
-		return err
-	}
-	rdb := rs.Client()
-	defer rdb.Close()
+	rdb := r.rdb
 	store := jobs.NewStore(rdb, jobs.Options{})
 	ids, etags, err := statusJobs(ctx, rdb, store, b.plan.StatusJobs)
 	if err != nil {
@@ -54,7 +48,7 @@ func (b *bench) runStatus(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer client.close()
-	cpu := meterOf(lh, rs)
+	cpu := meterOf(lh, r.redis)
 
 	next := make([]int, maxOf(b.plan.Clients))
 	pick := func(w int) int { next[w]++; return next[w] % len(ids) }
