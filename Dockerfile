@@ -6,7 +6,8 @@
 #   docker build -t longhaul .
 #   docker run --rm -p 3000:3000 longhaul   # embedded Redis: jobs do not survive a restart
 
-# The browser UI, built as `make build` does: Vite writes it to frontend/dist/app.
+# The browser UI and the /docs page, built as `make build` does: Vite writes the UI to
+# frontend/dist/app, scripts/build-docs.mjs the page to frontend/dist/docs.
 FROM node:20-bookworm-slim AS ui
 WORKDIR /src/frontend
 COPY frontend/package.json frontend/package-lock.json ./
@@ -14,7 +15,7 @@ RUN --mount=type=cache,target=/root/.npm npm ci
 COPY frontend/ ./
 RUN npm run build
 
-# The binary, embedding the UI built above.
+# The binary, embedding the UI and the page built above.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 ENV CGO_ENABLED=0
@@ -22,6 +23,7 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 COPY --from=ui /src/frontend/dist/app ./frontend/dist/app
+COPY --from=ui /src/frontend/dist/docs ./frontend/dist/docs
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -o /out/longhaul ./cmd/longhaul
 

@@ -23,8 +23,8 @@ const rootDir = ".."
 const defaultShutdownTimeout = 10 * time.Second
 
 // loadCompose loads compose.yaml as `docker compose config` would, with an empty environment
-// so that every ${VAR:-default} takes its default.
-func loadCompose(t *testing.T) *types.Project {
+// so that every ${VAR:-default} takes its default, and the services of profiles on.
+func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
 	root, err := filepath.Abs(rootDir)
 	if err != nil {
@@ -35,6 +35,7 @@ func loadCompose(t *testing.T) *types.Project {
 		cli.WithInterpolation(true),
 		cli.WithNormalization(true),
 		cli.WithConsistency(true),
+		cli.WithProfiles(profiles),
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,11 @@
 // The compose tests load compose.yaml with the Compose specification's own loader, as
 // `docker compose` does, and read the Dockerfile. No container engine is needed.
 //
+// The observability tests (observability_test.go) prove the opt-in profile of compose.yaml:
+// Prometheus scrapes every api and worker on its metrics address, Grafana finds its
+// datasource and the dashboard, and every metric the dashboard and the alerts query is one
+// that a real API and worker export, read from their /metrics after a job ran.
+//
 // deploy/ is a Go module of its own, so that the product's go.mod carries none of these
 // tests' dependencies (compose-go); `go -C deploy test ./...` runs them.
 package deploy_test

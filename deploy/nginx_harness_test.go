@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/internal/proctest"
 )
@@ -20,9 +22,25 @@ import (
 // binary is the longhaul binary shared by every test of the run; TestMain removes it.
 var binary lazyBinary
 
+// cert is the certificate every test's nginx serves TLS with, as deploy/nginx.conf does.
+// TestMain makes it, and makes it what Go's default HTTP and WebSocket clients trust, so
+// that each test talks to nginx over TLS exactly as a client on the network would.
+var cert *devbin.Cert
+
 func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "longhaul-deploy-tls-")
+	if err == nil {
+		cert, err = devbin.NewCert(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	http.DefaultTransport.(*http.Transport).TLSClientConfig = cert.Client
+	websocket.DefaultDialer.TLSClientConfig = cert.Client
 	code := m.Run()
 	binary.remove()
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -70,15 +88,16 @@ func (b *lazyBinary) remove() {
 // settings are the environment of the longhaul processes of one test, beside REDIS_URL.
 type settings map[string]string
 
-// fastSettings make files quick and small, and keep the logs to warnings.
+// fastSettings make files quick and small, keep the logs to warnings, and leave keys and
+// limits off.
 func fastSettings(t *testing.T) settings {
-	return settings{
+	return devbin.Unguarded(settings{
 		"LONGHAUL_STORAGE_DIR":   t.TempDir(),
 		"LONGHAUL_FILE_TIME_MIN": "200ms",
 		"LONGHAUL_FILE_TIME_MAX": "600ms",
 		"LONGHAUL_FILE_SIZE_MAX": "64KiB",
 		"LONGHAUL_LOG_LEVEL":     "warn",
-	}
+	})
 }
 
 // with returns a copy of s with the given name, value pairs set.
@@ -183,8 +202,9 @@ type proxy struct {
 // nginx is a running nginx of one test.
 type nginx struct {
 	*devbin.Process
-	url    string // http://127.0.0.1:port
+	url    string // https://127.0.0.1:port
 	config string // the configuration it runs, for error messages
+	dir    string // its prefix, with access.log in it
 }
 
 // startNginx runs nginx in the foreground, as one process, on a free loopback port with its
@@ -208,7 +228,7 @@ func startNginx(t *testing.T, p proxy) *nginx {
 		errorLog := filepath.Join(dir, "error.log")
 		proc := proctest.Start(t, devbin.Spec{Name: "nginx", Log: errorLog,
 			Args: []string{bin, "-e", errorLog, "-p", dir + "/", "-c", confPath}})
-		n := &nginx{Process: proc, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: conf}
+		n := &nginx{Process: proc, url: fmt.Sprintf("https://127.0.0.1:%d", port), config: conf, dir: dir}
 		devbin.WaitUntil(t.Context(), 30*time.Second, "nginx to answer", func() bool { return proc.Exited() || devbin.HealthStatus(n.url) != 0 })
 		switch {
 		case !proc.Exited() && devbin.HealthStatus(n.url) != 0:
@@ -264,20 +284,28 @@ func renderNginx(ref string, p proxy, dir string, port int) (string, error) {
 	replace("main context", `^`, 1, 1, set("daemon off;\nmaster_process off;\n"))
 	replace("pid", `(?m)^\s*pid\s[^;]*;`, 1, 1, set("\npid "+dir+"/nginx.pid;"))
 	replace("error_log", `(?m)^\s*error_log\s[^;]*;`, 1, many, set("\nerror_log "+dir+"/error.log info;"))
-	replace("access_log", `(?m)^\s*access_log\s[^;]*;`, 1, many, set("\naccess_log "+dir+"/access.log;"))
+	replace("access_log", `(?m)^\s*access_log\s+\S+(\s[^;]*)?;`, 1, many, func(_ int, m []string) string {
+		return "\naccess_log " + dir + "/access.log" + m[1] + ";" // the format stays
+	})
 	temp := ""
 	for _, name := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 		temp += fmt.Sprintf("\n    %s_temp_path %s/%s_temp;", name, dir, name)
 	}
 	replace("http block", `(?m)^\s*http\s*\{`, 1, 1, set("\nhttp {"+temp))
-	replace("listen", `(?m)^\s*listen\s[^;]*;`, 1, many, func(i int, m []string) string {
+	replace("listen", `(?m)^\s*listen\s+\S+(\s[^;]*)?;`, 1, many, func(i int, m []string) string {
 		switch {
 		case port == 0:
 			return m[0]
 		case i == 0:
-			return fmt.Sprintf("\n        listen 127.0.0.1:%d;", port)
+			return fmt.Sprintf("\n        listen 127.0.0.1:%d%s;", port, m[1]) // ssl stays
 		}
 		return ""
+	})
+	replace("ssl_certificate", `(?m)^(\s*)ssl_certificate\s[^;]*;`, 1, 1, func(_ int, m []string) string {
+		return m[1] + "ssl_certificate " + cert.CertFile + ";"
+	})
+	replace("ssl_certificate_key", `(?m)^(\s*)ssl_certificate_key\s[^;]*;`, 1, 1, func(_ int, m []string) string {
+		return m[1] + "ssl_certificate_key " + cert.KeyFile + ";"
 	})
 
 	// The test's API processes in the upstream's two slots, keeping their parameters.

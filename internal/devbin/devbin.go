@@ -7,10 +7,16 @@
 //   - Start runs any program (nginx, a client process of the benchmark) as a Process.
 //   - StartLonghaul runs `longhaul MODE` with a clean environment and, for the modes that
 //     serve HTTP, waits until it answers; ListenURL is the one parser of the address it
-//     prints.
+//     prints, and ServerURL that of other servers printing the same line.
 //   - StartRedis runs a throwaway redis-server and makes sure that the server answering on
 //     its port is the one it started; Kill and Restart crash it and bring it back on the same
 //     port and data.
+//   - StartSentinelGroup runs a master, its replicas and the Sentinels that watch it, and
+//     StartCluster the nodes of a Redis Cluster: each server a Redis of StartRedis, so that a
+//     test kills and restarts them as it would a single one, then waits for the failover or
+//     for the group to be whole again.
+//   - StartS3 runs a throwaway S3-compatible object store (moto_server, in memory), for
+//     longhaul's S3 storage; Settings are the settings that point longhaul at a bucket of it.
 //   - WaitUntil polls a condition, bounded by a context and a time limit.
 //
 // Children die with their parent where the operating system allows (Linux), so that an
@@ -81,12 +87,26 @@ func Build(ctx context.Context, root, out string, flags ...string) error {
 
 // FreePort returns a TCP port of 127.0.0.1 that nothing listened on a moment ago.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := FreePorts(1)
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
+}
+
+// FreePorts returns n different TCP ports of 127.0.0.1 that nothing listened on a moment
+// ago. They are held open together while they are picked, so that none is picked twice.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 // pollEvery is how often WaitUntil checks its condition.

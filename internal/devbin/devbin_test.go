@@ -167,6 +167,23 @@ func TestListenURL(t *testing.T) {
 	}
 }
 
+func TestServerURL(t *testing.T) {
+	for _, c := range []struct {
+		name, line, url string
+		ok              bool
+	}{
+		{"gin-peer", "gin-peer listening on http://127.0.0.1:41235", "http://127.0.0.1:41235", true},
+		{"node-peer", "node-peer listening on http://[::1]:40117\r", "http://[::1]:40117", true},
+		{"node-peer", "gin-peer listening on http://127.0.0.1:41235", "", false},
+		{"gin-peer", "gin-peer: listen on 127.0.0.1:1: address already in use", "", false},
+	} {
+		url, ok := ServerURL(c.name, c.line)
+		if url != c.url || ok != c.ok {
+			t.Errorf("ServerURL(%q, %q) = %q, %v; want %q, %v", c.name, c.line, url, ok, c.url, c.ok)
+		}
+	}
+}
+
 func TestStartLonghaul(t *testing.T) {
 	t.Setenv("LONGHAUL_FROM_THE_SHELL", "1")
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:6379/0")

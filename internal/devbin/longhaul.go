@@ -12,15 +12,21 @@ import (
 	"time"
 )
 
-// listenPrefix starts the line that `longhaul api` and `longhaul serve` print on their
-// standard output once they listen (cmd/longhaul/run.go).
-const listenPrefix = "longhaul listening on "
+// listenSuffix follows the server's name in the line that `longhaul api` and `longhaul
+// serve` print on their standard output once they listen (cmd/longhaul/run.go), and that
+// the benchmark's peer servers print alike.
+const listenSuffix = " listening on "
 
 // ListenURL returns the base URL of a longhaul "listening on" line, such as
 // "longhaul listening on http://127.0.0.1:41234"; ok is false for any other line. It is the
 // one parser of that line: every harness that starts longhaul finds its address here.
-func ListenURL(line string) (url string, ok bool) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(line), listenPrefix)
+func ListenURL(line string) (url string, ok bool) { return ServerURL("longhaul", line) }
+
+// ServerURL returns the base URL of the line "NAME listening on http://HOST:PORT" that the
+// server name prints once it listens, as longhaul does ("longhaul") and the benchmark's
+// peers do ("gin-peer", "node-peer"); ok is false for any other line.
+func ServerURL(name, line string) (url string, ok bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), name+listenSuffix)
 	if !ok || !strings.HasPrefix(rest, "http://") {
 		return "", false
 	}
@@ -155,4 +161,23 @@ func longhaulEnv(settings map[string]string) []string {
 		env = append(env, k+"="+settings[k])
 	}
 	return env
+}
+
+// Unguarded returns settings plus those that run longhaul without access control: no API
+// keys (which `longhaul api` asks for unless told otherwise) and no per-client limits
+// (which would refuse a harness that creates hundreds of jobs from one address). Its own
+// settings win, so a test of keys or limits names what it turns on.
+func Unguarded(settings map[string]string) map[string]string {
+	out := map[string]string{
+		"LONGHAUL_AUTH":               "none",
+		"LONGHAUL_RATE_CREATE":        "0",
+		"LONGHAUL_RATE_NOT_FOUND":     "0",
+		"LONGHAUL_KEY_MAX_UNFINISHED": "0",
+		"LONGHAUL_KEY_MAX_RUNNING":    "0",
+		"LONGHAUL_KEY_MAX_LIVE":       "0",
+		"LONGHAUL_KEY_MAX_STORED":     "0",
+		"LONGHAUL_JOB_MAX_SIZE":       "0",
+	}
+	maps.Copy(out, settings)
+	return out
 }

@@ -1,6 +1,7 @@
 package devbin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,10 +26,19 @@ type RedisOptions struct {
 	// false, nothing is persisted.
 	AppendOnly bool
 	// Args are more redis-server arguments, after the kit's own: "--maxclients", "1000", or
-	// "--cluster-enabled", "yes" for a Cluster node.
+	// "--sentinel" for a Sentinel.
 	Args []string
 	// Port is the port to listen on. If zero, a free one is picked.
 	Port int
+	// Config is a configuration file, given to redis-server before every other argument
+	// (only there does it read one). The server may rewrite it: CONFIG REWRITE, which a Sentinel sends
+	// to the servers it reconfigures, and a Sentinel's record of what it knows. The command
+	// line's settings win over the file's at every start. If empty, no file is used.
+	Config string
+	// ClusterNode makes the server a node of a Redis Cluster: cluster-enabled, its state in
+	// Dir/nodes.conf, and its cluster bus on a free port of its own (Redis's default, the
+	// port + 10000, may be taken or past 65535).
+	ClusterNode bool
 }
 
 // Redis is a redis-server on a loopback port, started by StartRedis. It can be killed and
@@ -36,16 +46,18 @@ type RedisOptions struct {
 // port is the process it started: another Redis may hold the port, and would answer a PING
 // just as well.
 //
-// A Sentinel or the node of a Cluster is the same thing with other arguments (a sentinel.conf
-// and --sentinel, or --cluster-enabled yes), so that groups of them are built from Redis
-// values and their Kill and Restart.
+// A Sentinel or the node of a Cluster is the same thing with other options (a Config and
+// --sentinel, or ClusterNode), so that StartSentinelGroup and StartCluster build their
+// groups from Redis values and their Kill and Restart.
 type Redis struct {
 	// Port is the port the server listens on, on 127.0.0.1.
 	Port int
-	args []string   // the whole command line, the same at every start
-	log  string     // where the output of every start goes
-	proc *Process   // the current process
-	all  []*Process // every process started, oldest first
+	// BusPort is the port of its cluster bus, on 127.0.0.1, for a Cluster node; else zero.
+	BusPort int
+	args    []string   // the whole command line, the same at every start
+	log     string     // where the output of every start goes
+	proc    *Process   // the current process
+	all     []*Process // every process started, oldest first
 }
 
 // redisStartTimeout bounds the wait for a started redis-server to answer.
@@ -53,8 +65,8 @@ const redisStartTimeout = 30 * time.Second
 
 // StartRedis starts a redis-server on 127.0.0.1 in opts.Dir, configured as the tests want
 // it: no RDB snapshots, maxmemory-policy noeviction (as longhaul requires), AOF only when
-// asked. It returns once that server answers. On a port it picked itself, it tries another
-// free port when the first is taken meanwhile.
+// asked, replicas synced without delay. It returns once that server answers. On a port it
+// picked itself, it tries another free port when the first is taken meanwhile.
 func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -68,13 +80,10 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 		log = filepath.Join(opts.Dir, "redis.log")
 	}
 	for try := 1; ; try++ {
-		port := opts.Port
-		if port == 0 {
-			if port, err = FreePort(); err != nil {
-				return nil, err
-			}
+		r, err := newRedis(bin, log, opts)
+		if err != nil {
+			return nil, err
 		}
-		r := &Redis{Port: port, log: log, args: append(redisArgs(bin, port, opts), opts.Args...)}
 		err = r.start(ctx)
 		if err == nil {
 			return r, nil
@@ -85,10 +94,39 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 	}
 }
 
-// redisArgs is the command line of a server on port, without opts.Args.
-func redisArgs(bin string, port int, opts RedisOptions) []string {
-	args := []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", opts.Dir,
-		"--save", "", "--maxmemory-policy", "noeviction"}
+// newRedis is a server of opts that is not started yet, on opts.Port or free ports.
+func newRedis(bin, log string, opts RedisOptions) (*Redis, error) {
+	// Two free ports: the first for the server unless opts.Port names one, and the one of
+	// them that is not the server's for a Cluster node's bus.
+	ports, err := FreePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{Port: cmp.Or(opts.Port, ports[0]), log: log}
+	if opts.ClusterNode {
+		r.BusPort = ports[0]
+		if r.BusPort == r.Port {
+			r.BusPort = ports[1]
+		}
+	}
+	r.args = append(r.command(bin, opts), opts.Args...)
+	return r, nil
+}
+
+// command is the command line of the server, without opts.Args.
+func (r *Redis) command(bin string, opts RedisOptions) []string {
+	args := []string{bin}
+	if opts.Config != "" {
+		args = append(args, opts.Config)
+	}
+	args = append(args, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", opts.Dir,
+		"--save", "", "--maxmemory-policy", "noeviction",
+		// A replica's first sync starts at once, not after 5 s of waiting for more replicas.
+		"--repl-diskless-sync-delay", "0")
+	if opts.ClusterNode {
+		args = append(args, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(r.BusPort),
+			"--cluster-config-file", filepath.Join(opts.Dir, "nodes.conf"))
+	}
 	if opts.AppendOnly {
 		return append(args, "--appendonly", "yes", "--appendfsync", "everysec")
 	}
@@ -129,7 +167,7 @@ func (r *Redis) start(ctx context.Context) error {
 		return err
 	}
 	r.proc, r.all = p, append(r.all, p)
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	c := redis.NewClient(checkOptions(r.Addr()))
 	defer c.Close()
 	var stranger int // the pid of another server that answers on the port
 	err = WaitUntil(ctx, redisStartTimeout, p.Name()+" to answer", func() bool {
@@ -150,6 +188,14 @@ func (r *Redis) start(ctx context.Context) error {
 		return fmt.Errorf("start %s: %w; end of its log %s:\n%s", p.Name(), err, r.log, p.Tail(20))
 	}
 	return nil
+}
+
+// checkOptions are the options of the kit's own clients, which check servers while a wait
+// polls them: one try and short timeouts, so that a dead or stopped server makes a check
+// fail at once instead of stalling the wait.
+func checkOptions(addr string) *redis.Options {
+	return &redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: time.Second,
+		WriteTimeout: time.Second, PoolSize: 2, DisableIdentity: true}
 }
 
 // serverPID is the process_id the server at c reports in INFO server.

@@ -1,6 +1,9 @@
 // Package redistest starts throwaway redis-server processes for tests, on free ports and in
-// temporary directories, so that tests never share data and can kill and restart Redis. It
-// is the testing.TB face of devbin.StartRedis.
+// temporary directories, so that tests never share data and can kill and restart Redis: a
+// single server (Start), a Sentinel group (StartSentinels) or a Cluster (StartCluster). It
+// is the testing.TB face of devbin.StartRedis, devbin.StartSentinelGroup and
+// devbin.StartCluster: what it starts is killed when the test ends, and the end of every
+// server's log is shown when the test failed.
 package redistest
 
 import (
@@ -9,6 +12,9 @@ import (
 	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/redis/go-redis/v9"
 )
+
+// shownLines is how much of each server's log a failed test shows.
+const shownLines = 40
 
 // Server is one redis-server owned by a test. Port, Addr, URL, Kill and Process come from
 // devbin.Redis.
@@ -21,7 +27,7 @@ type Server struct {
 type Options struct {
 	// AppendOnly turns on AOF persistence with fsync every second, as in production.
 	AppendOnly bool
-	// Args are more redis-server arguments, such as "--cluster-enabled", "yes".
+	// Args are more redis-server arguments, such as "--maxclients", "1000".
 	Args []string
 }
 
@@ -32,7 +38,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(r.Kill)
+	own(t, r.Kill, r)
 	return &Server{Redis: r, t: t}
 }
 
@@ -50,4 +56,18 @@ func (s *Server) Restart() {
 	if err := s.Redis.Restart(s.t.Context()); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// own runs stop when t ends, then shows the end of the servers' logs if t failed.
+func own(t testing.TB, stop func(), servers ...*devbin.Redis) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, r := range servers {
+			p := r.Process()
+			t.Logf("--- %s (pid %d), end of its log %s:\n%s", p.Name(), p.PID(), p.LogPath(), p.Tail(shownLines))
+		}
+	})
+	t.Cleanup(stop) // runs before the logs are shown
 }

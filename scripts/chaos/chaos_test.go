@@ -8,8 +8,9 @@ import (
 )
 
 // TestChaos runs a small chaos run end to end: real redis-server, api and worker
-// processes, kills and a Redis crash. It fails unless every job completes with every file
-// made ready exactly once, nothing is left stuck, and at least one kill hit a file in
+// processes, kills and a Redis crash, once with files in a directory and once in a bucket
+// of an S3 server, side by side. It fails unless every job completes with every file made
+// ready exactly once and stored, nothing is left stuck, and at least one kill hit a file in
 // progress. It takes about two minutes, most of them asynq's recovery after the SIGKILL.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
@@ -18,13 +19,19 @@ func TestChaos(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server not found: `make test-deps` installs it, or run: apt-get install -y redis-server")
 	}
-	// 24 jobs of 10 files keep two workers (2 jobs x 2 files at once each) busy for most of
-	// the 20 s chaos phase; the one SIGKILL comes in its first 5 s so that the job it
-	// strands is recovered well within the 3 minutes that bound the run, build included.
-	args := []string{"-jobs", "24", "-files", "10", "-duration", "20s", "-sigkill-window", "5s",
-		"-min-kills-in-progress", "1", "-timeout", "3m"}
-	if err := run(t.Context(), args, testLog{t}); err != nil {
-		t.Fatalf("chaos %s: %v", strings.Join(args, " "), err)
+	for _, storage := range []string{storageDir, storageS3} {
+		t.Run(storage, func(t *testing.T) {
+			t.Parallel()
+			// 24 jobs of 10 files keep two workers (2 jobs x 2 files at once each) busy for
+			// most of the 20 s chaos phase; the one SIGKILL comes in its first 5 s so that the
+			// job it strands is recovered well within the 3 minutes that bound the run, build
+			// included.
+			args := []string{"-jobs", "24", "-files", "10", "-duration", "20s", "-sigkill-window", "5s",
+				"-min-kills-in-progress", "1", "-timeout", "3m", "-storage", storage}
+			if err := run(t.Context(), args, testLog{t}); err != nil {
+				t.Fatalf("chaos %s: %v", strings.Join(args, " "), err)
+			}
+		})
 	}
 }
 
@@ -36,6 +43,7 @@ func TestChaosRefusesBadFlags(t *testing.T) {
 		{"-sigkill-window", "2m", "-duration", "1m"},
 		{"-file-time-min", "2s", "-file-time-max", "1s"},
 		{"-workers", "0"},
+		{"-storage", "nfs"},
 		{"extra"},
 		{"-no-such-flag"},
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -29,6 +31,8 @@ type cluster struct {
 
 	bin      string
 	redis    *devbin.Redis
+	s3       *devbin.S3    // with -storage s3
+	files    storage.Store // where the processes keep files, as the checks read them
 	rdb      *redis.Client
 	store    *jobs.Store
 	insp     *asynq.Inspector
@@ -64,6 +68,10 @@ func startCluster(ctx context.Context, o options, dir string, out *printer) (*cl
 	c.store = jobs.NewStore(c.rdb, jobs.Options{})
 	c.insp = asynq.NewInspectorFromRedisClient(c.rdb)
 	c.settings = longhaulSettings(o, c.redis.URL(), filepath.Join(dir, "files"))
+	if err := c.openStorage(ctx); err != nil {
+		c.stop()
+		return nil, err
+	}
 
 	if err := c.startAPI(ctx); err != nil {
 		c.stop()
@@ -80,9 +88,43 @@ func startCluster(ctx context.Context, o options, dir string, out *printer) (*cl
 	return c, nil
 }
 
+// The bucket of a run with -storage s3, and the folder of it files go under.
+const (
+	chaosBucket = "longhaul-chaos"
+	chaosPrefix = "files"
+)
+
+// openStorage opens the storage of the run, starting an S3 server with a bucket for
+// -storage s3, and points the settings at it.
+func (c *cluster) openStorage(ctx context.Context) error {
+	if c.o.storage != storageS3 {
+		files, err := storage.NewDir(c.settings["LONGHAUL_STORAGE_DIR"])
+		c.files = files
+		return err
+	}
+	var err error
+	c.s3, err = devbin.StartS3(ctx, devbin.S3Options{Log: filepath.Join(c.dir, "logs", "s3.log")})
+	if err != nil {
+		return err
+	}
+	if err := c.s3.MakeBucket(ctx, chaosBucket); err != nil {
+		return err
+	}
+	delete(c.settings, "LONGHAUL_STORAGE_DIR")
+	maps.Copy(c.settings, c.s3.Settings(chaosBucket, chaosPrefix))
+	cfg := c.s3.BucketConfig(chaosBucket)
+	cfg.Prefix, cfg.ReadOnly = chaosPrefix, true
+	c.files, err = storage.NewBucket(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	c.out.printf("files in bucket %s of %s", chaosBucket, c.s3.Endpoint())
+	return nil
+}
+
 // longhaulSettings are the run's settings of every longhaul process.
 func longhaulSettings(o options, redisURL, storage string) map[string]string {
-	return map[string]string{
+	return devbin.Unguarded(map[string]string{
 		"REDIS_URL":                   redisURL,
 		"LONGHAUL_STORAGE_DIR":        storage,
 		"LONGHAUL_FILE_TIME_MIN":      o.fileTimeMin.String(),
@@ -94,7 +136,7 @@ func longhaulSettings(o options, redisURL, storage string) map[string]string {
 		"LONGHAUL_SHUTDOWN_TIMEOUT":   o.shutdownTimeout.String(),
 		"LONGHAUL_LOG_LEVEL":          "warn",
 		"GORACE":                      "halt_on_error=0 exitcode=66",
-	}
+	})
 }
 
 // buildLonghaul returns -bin, or builds ./cmd/longhaul of the module around the working
@@ -180,6 +222,9 @@ func (c *cluster) stop() {
 	}
 	if c.redis != nil {
 		c.redis.Kill()
+	}
+	if c.s3 != nil {
+		c.s3.Kill()
 	}
 }
 

@@ -5,7 +5,8 @@
 //
 // It builds longhaul from this module (or runs -bin), starts its own redis-server with AOF
 // on a free port, one `longhaul api` and two `longhaul worker` processes that share a
-// storage directory, and posts the jobs (every file id divisible by 7, so every file is
+// storage directory (or, with -storage s3, a bucket of an S3 server it starts: moto_server),
+// and posts the jobs (every file id divisible by 7, so every file is
 // available, and all of them distinct). For -duration it then SIGKILLs or SIGTERMs a random
 // worker every couple of seconds, starting a replacement each time, and kills and restarts
 // Redis once. SIGKILLs come only in the first part of that phase (-sigkill-window): asynq
@@ -49,6 +50,12 @@ func main() {
 
 var errUsage = errors.New("usage")
 
+// The places -storage names.
+const (
+	storageDir = "dir"
+	storageS3  = "s3"
+)
+
 // options are the settings of one run; parseFlags documents them.
 type options struct {
 	jobs, files        int
@@ -66,6 +73,7 @@ type options struct {
 	shutdownTimeout    time.Duration
 	seed               uint64
 	keep               bool
+	storage            string
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -89,6 +97,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 2*time.Second, "LONGHAUL_SHUTDOWN_TIMEOUT of the workers")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the random choices (default: from the clock)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, Redis data, files) even when every check passes")
+	fs.StringVar(&o.storage, "storage", storageDir, "where files are kept: dir (a directory the processes share) or s3 (a bucket of an S3 server the run starts)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -121,6 +130,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	check(o.workerConcurrency >= 1 && o.fileConcurrency >= 1, "-worker-concurrency and -file-concurrency must be at least 1")
 	check(o.fileTimeMin >= 0 && o.fileTimeMax >= o.fileTimeMin, "-file-time-max must be at least -file-time-min, both not negative")
 	check(o.shutdownTimeout > 0, "-shutdown-timeout must be above 0")
+	check(o.storage == storageDir || o.storage == storageS3, "-storage must be %s or %s", storageDir, storageS3)
 	if err := errors.Join(bad...); err != nil {
 		return o, fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -137,8 +147,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	out := newPrinter(stdout)
-	out.printf("longhaul chaos: %d jobs x %d files, %d workers, chaos %v (SIGKILL in the first %v), seed %d",
-		o.jobs, o.files, o.workers, o.duration, o.sigkillWindow, o.seed)
+	out.printf("longhaul chaos: %d jobs x %d files, %d workers, files in %s, chaos %v (SIGKILL in the first %v), seed %d",
+		o.jobs, o.files, o.workers, o.storage, o.duration, o.sigkillWindow, o.seed)
 
 	dir, err := os.MkdirTemp("", "longhaul-chaos-")
 	if err != nil {

@@ -107,11 +107,11 @@ func (c *cluster) verifyJob(ctx context.Context, r *result, id string) {
 		}
 		delete(made, fid)
 		if f.Status == jobs.StatusReady {
-			info, err := os.Stat(filepath.Join(c.dir, "files", id, fid))
-			if err == nil && info.Size() == f.Size {
+			size, err := c.files.Size(id, f.ID)
+			if err == nil && size == f.Size {
 				r.stored++
 			} else {
-				r.fail("job %s: file %d is ready with %d bytes, but storage has %v", id, f.ID, f.Size, statString(info, err))
+				r.fail("job %s: file %d is ready with %d bytes, but storage has %v", id, f.ID, f.Size, sizeString(size, err))
 			}
 		}
 	}
@@ -129,11 +129,11 @@ func (c *cluster) verifyJob(ctx context.Context, r *result, id string) {
 	}
 }
 
-func statString(info os.FileInfo, err error) string {
+func sizeString(size int64, err error) string {
 	if err != nil {
 		return err.Error()
 	}
-	return fmt.Sprintf("%d bytes", info.Size())
+	return fmt.Sprintf("%d bytes", size)
 }
 
 // verifyQueue checks that asynq's queue holds nothing that is still to run or that died.

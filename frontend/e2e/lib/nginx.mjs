@@ -87,6 +87,9 @@ export function renderNginxConfig(ref, { dir, port, upstream, stripUpgrade = fal
   const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((n) => `\n    ${n}_temp_path ${dir}/${n}_temp;`).join('');
   replace('http block', /^\s*http\s*\{/gm, 1, 1, () => `\nhttp {${temp}`);
   replace('listen', /^\s*listen\s[^;]*;/gm, 1, Infinity, (i) => (i === 0 ? `\n        listen 127.0.0.1:${port};` : ''));
+  // The reference ends TLS; the Go proxy tests (deploy/) run it with TLS and a certificate
+  // they make. The browser tests are about upgrades, so they talk plain HTTP to it.
+  replace('TLS settings', /^\s*ssl_\w+\s[^;]*;/gm, 2, Infinity, () => '');
 
   // The test's server in both of the upstream's slots, keeping their parameters.
   const upstreamRe = /upstream\s+longhaul_api\s*\{[^}]*\}/g;

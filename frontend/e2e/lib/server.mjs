@@ -46,15 +46,17 @@ export async function waitFor(what, check, timeoutMs, everyMs = 100) {
 }
 
 /**
- * startServer runs `longhaul serve`. env adds to or overrides the defaults (file times of
- * 300-800 ms). It resolves once /healthz answers 200 and / serves this build of the page.
+ * startServer runs `longhaul serve` (or `longhaul api` with mode 'api'). env adds to or
+ * overrides the defaults (file times of 300-800 ms, the embedded Redis unless env names
+ * REDIS_URL). A port may be given, to start a server again where one was. It resolves once
+ * /healthz answers 200 and / serves this build of the page.
  */
-export async function startServer(env = {}) {
+export async function startServer(env = {}, { mode = 'serve', port: wantPort } = {}) {
   const bin = binaryPath();
   if (!existsSync(bin)) {
     throw new Error(`${bin} is missing: build it with (cd .. && go build -o bin/longhaul ./cmd/longhaul), or set LONGHAUL_BIN`);
   }
-  const port = await freePort();
+  const port = wantPort ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'longhaul-e2e-'));
   const url = `http://127.0.0.1:${port}`;
   const fullEnv = {
@@ -65,8 +67,9 @@ export async function startServer(env = {}) {
     LONGHAUL_FILE_TIME_MAX: '800ms',
     ...env,
   };
-  delete fullEnv.REDIS_URL; // the embedded Redis: every test starts from nothing
-  const proc = spawn(bin, ['serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The embedded Redis, so every test starts from nothing, unless the test brings its own.
+  if (!env.REDIS_URL) delete fullEnv.REDIS_URL;
+  const proc = spawn(bin, [mode], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const keep = (chunk) => {
     log += chunk;
@@ -103,6 +106,27 @@ export async function startServer(env = {}) {
     throw err;
   }
   return { url, port, env: fullEnv, stop, log: () => log };
+}
+
+/**
+ * startWorker runs `longhaul worker` on the Redis env names, and returns what stops it:
+ * kill() as a crash would (SIGKILL), stop() as a deploy would.
+ */
+export function startWorker(env) {
+  const proc = spawn(binaryPath(), ['worker'], {
+    env: { ...process.env, LONGHAUL_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  proc.stderr.on('data', (chunk) => {
+    log = (log + chunk).slice(-50_000);
+  });
+  const exit = new Promise((r) => proc.on('exit', r));
+  const end = async (signal) => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    await exit;
+  };
+  return { kill: () => end('SIGKILL'), stop: () => end('SIGTERM'), log: () => log };
 }
 
 /** checkServesThisBuild fails when the binary embeds another build of the page than dist/app. */
