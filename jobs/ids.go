@@ -28,6 +28,16 @@ func NewID() string {
 	return "dl_" + ulid.MustNew(ulid.Timestamp(time.Now()), rand.Reader).String()
 }
 
+// NewIDFor returns the id of a new job of principal: with an idempotency key, in the group
+// of that key (see Store.Submit), else as NewID.
+func NewIDFor(principal, idempotencyKey string) string {
+	if idempotencyKey == "" {
+		return NewID()
+	}
+	_, g := idemKeyOf(principal, idempotencyKey)
+	return newIDInGroup(g)
+}
+
 // newIDInGroup returns a new job id whose keys fall into group g (see group): its last two
 // characters are g's, and the rest as NewID's, leaving 70 random bits.
 func newIDInGroup(g string) string {
