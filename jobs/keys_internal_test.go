@@ -24,7 +24,7 @@ func TestKeysOfAJobShareASlot(t *testing.T) {
 	s := &Store{}
 	for _, principal := range []string{"", "key_1", "addr:203.0.113.9"} {
 		for _, k := range []string{"order-42", "x", "a much longer key with spaces and / slashes"} {
-			ik, g := idempotencyKey(principal, k)
+			ik, g := idemKeyOf(principal, k)
 			id := newIDInGroup(g)
 			if !ValidID(id) {
 				t.Fatalf("id %s in group %s is malformed", id, g)

@@ -35,13 +35,40 @@ type Job struct {
 	ID         string     `json:"job_id"`
 	Status     Status     `json:"status"`
 	Seq        int64      `json:"seq"`
+	Epoch      string     `json:"epoch"`
 	Progress   Progress   `json:"progress"`
 	Files      []File     `json:"files"`
 	Error      *Error     `json:"error"`
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	FinishedAt *time.Time `json:"finished_at"`
+
+	// Waiting says, while the job's worker is lost, since when it waits for another and by
+	// when one is expected to resume it; nil otherwise.
+	Waiting *Waiting `json:"waiting"`
+
+	// Principal is who created the job (an API key, or a client address when auth is off).
+	Principal string `json:"-"`
+	// Task is the id of the asynq task that may run the job: the job id, or a rescue's.
+	Task string `json:"-"`
+	// Enqueued reports whether the job's task is known to have been queued.
+	Enqueued bool `json:"-"`
+	// Attempts counts the attempts that claimed the job.
+	Attempts int `json:"-"`
+	// HeartbeatAt is the last sign of life of its running attempt.
+	HeartbeatAt time.Time `json:"-"`
 }
+
+// Waiting is why a running job waits for a worker, since when, and by when it is expected
+// to resume from its checkpoint.
+type Waiting struct {
+	Reason   string    `json:"reason"`
+	Since    time.Time `json:"since"`
+	ResumeBy time.Time `json:"resume_by"`
+}
+
+// WaitingWorkerLost is the reason of a job whose worker stopped showing signs of life.
+const WaitingWorkerLost = "worker_lost"
 
 // File is the state of one file of a job. Every field it has is also carried by the file's
 // events, so a live client never has to refetch. Where a ready file is downloaded is the
@@ -74,9 +101,11 @@ type Error struct {
 
 // The codes of job errors.
 const (
-	ErrorCodeNoFiles  = "no_files"
-	ErrorCodeTimeout  = "timeout"
-	ErrorCodeAttempts = "attempts_exhausted"
+	ErrorCodeNoFiles      = "no_files"
+	ErrorCodeTimeout      = "timeout"
+	ErrorCodeAttempts     = "attempts_exhausted"
+	ErrorCodeTaskRemoved  = "task_removed"
+	ErrorCodeTaskCanceled = "task_canceled"
 )
 
 // ProgressOf sums up files the way the store's scripts do.
@@ -114,6 +143,7 @@ func RoundPercent(p float64) float64 {
 type EventHeader struct {
 	Type   string `json:"type"`
 	Seq    int64  `json:"seq"`
+	Epoch  string `json:"epoch"`
 	Status Status `json:"status"`
 }
 

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -34,14 +35,20 @@ var (
 	ErrKeyReused = errors.New("idempotency key used with a different request")
 	// ErrIDTaken: a job with this id exists already.
 	ErrIDTaken = errors.New("job id taken")
+	// ErrSuperseded: another task runs the job now; the caller's task must end.
+	ErrSuperseded = errors.New("job handed over to another task")
 )
 
 // Store keeps jobs in Redis. It is safe for concurrent use.
 type Store struct {
 	rdb       redis.UniversalClient
+	scripts   scripts
 	retention time.Duration
 	activeTTL time.Duration
 	now       func() time.Time
+	// newEpoch names one history of a job's record: a new one begins when the record is
+	// created or repaired after it lost writes (see Regressed).
+	newEpoch func() string
 }
 
 // Defaults of Options, also the defaults of the settings that configure them.
@@ -59,6 +66,10 @@ type Options struct {
 	ActiveTTL time.Duration
 	// Now is the clock. If nil, time.Now is used.
 	Now func() time.Time
+	// Sharded publishes events on shard channels (SPUBLISH), as a Redis Cluster wants.
+	Sharded bool
+	// NewEpoch names a new epoch of a record. If nil, 8 random characters are used.
+	NewEpoch func() string
 }
 
 // WithDefaults returns o with every zero field set to its default.
@@ -72,13 +83,17 @@ func (o Options) WithDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.NewEpoch == nil {
+		o.NewEpoch = func() string { return rand.Text()[:8] }
+	}
 	return o
 }
 
 // NewStore returns a Store on rdb.
 func NewStore(rdb redis.UniversalClient, opts Options) *Store {
 	opts = opts.WithDefaults()
-	return &Store{rdb: rdb, retention: opts.Retention, activeTTL: opts.ActiveTTL, now: opts.Now}
+	return &Store{rdb: rdb, scripts: newScripts(opts.Sharded), retention: opts.Retention, activeTTL: opts.ActiveTTL,
+		now: opts.Now, newEpoch: opts.NewEpoch}
 }
 
 // The keys of a job all carry its group as their hash tag (see group), so that in a Redis
@@ -103,7 +118,7 @@ func unfinishedKey(g string) string { return "longhaul:{" + g + "}:unfinished" }
 // idempotencyKey is where a client's Idempotency-Key is kept, in the group its hash names.
 // The key is hashed with its principal: clients choose it, so it may hold anything printable
 // at any length the API allows, and two principals' keys never meet.
-func idempotencyKey(principal, key string) (name, g string) {
+func idemKeyOf(principal, key string) (name, g string) {
 	scoped := principal + "\x00" + key
 	sum := sha256.Sum256([]byte(scoped))
 	g = groupOf(scoped)
@@ -148,7 +163,7 @@ func (s *Store) Submit(ctx context.Context, r Request) (id string, created bool,
 	id, ik, fp := r.ID, "", ""
 	if r.IdempotencyKey != "" {
 		var g string
-		ik, g = idempotencyKey(r.Principal, r.IdempotencyKey)
+		ik, g = idemKeyOf(r.Principal, r.IdempotencyKey)
 		fp = fingerprint(r.FileIDs)
 		if id == "" {
 			id = newIDInGroup(g)
@@ -165,9 +180,9 @@ func (s *Store) Submit(ctx context.Context, r Request) (id string, created bool,
 	for i, fid := range r.FileIDs {
 		ids[i] = strconv.FormatInt(fid, 10)
 	}
-	res, err := createScript.Run(ctx, s.rdb, []string{jobKey(id), ik, unfinishedKey(group(id))},
+	res, err := s.scripts.create.Run(ctx, s.rdb, []string{jobKey(id), ik, unfinishedKey(group(id))},
 		id, strings.Join(ids, ","), r.Principal, s.timestamp(), s.now().UnixMilli(),
-		s.activeTTL.Milliseconds(), boolArg(r.IdempotencyKey != ""), fp).Slice()
+		s.activeTTL.Milliseconds(), boolArg(r.IdempotencyKey != ""), fp, s.newEpoch()).Slice()
 	if err != nil {
 		return "", false, fmt.Errorf("create job %s: %w", id, err)
 	}
@@ -207,7 +222,7 @@ func fingerprint(fileIDs []int64) string {
 // uses it to take back a job whose task could not be queued, so that a retry with the same
 // key starts afresh.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	err := deleteScript.Run(ctx, s.rdb, []string{jobKey(id), auditKey(id), unfinishedKey(group(id))}, id).Err()
+	err := s.scripts.delete.Run(ctx, s.rdb, []string{jobKey(id), auditKey(id), unfinishedKey(group(id))}, id).Err()
 	if err != nil {
 		return fmt.Errorf("delete job %s: %w", id, err)
 	}
@@ -227,8 +242,22 @@ func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
 }
 
 func decodeJob(h map[string]string) (*Job, error) {
-	j := &Job{ID: h["id"], Status: Status(h["status"]), Files: []File{}}
+	j := &Job{ID: h["id"], Status: Status(h["status"]), Epoch: h["epoch"], Principal: h["principal"], Task: h["task"],
+		Enqueued: h["enqueued"] == "1", Files: []File{}}
+	if j.Task == "" {
+		j.Task = j.ID
+	}
 	j.Seq, _ = strconv.ParseInt(h["seq"], 10, 64)
+	j.Attempts, _ = strconv.Atoi(h["attempts"])
+	if ms, err := strconv.ParseInt(h["heartbeat_at"], 10, 64); err == nil {
+		j.HeartbeatAt = time.UnixMilli(ms).UTC()
+	}
+	if w := h["waiting"]; w != "" {
+		j.Waiting = new(Waiting)
+		if err := json.Unmarshal([]byte(w), j.Waiting); err != nil {
+			return nil, fmt.Errorf("decode waiting of job %s: %w", j.ID, err)
+		}
+	}
 	j.CreatedAt, _ = time.Parse(time.RFC3339, h["created_at"])
 	j.UpdatedAt, _ = time.Parse(time.RFC3339, h["updated_at"])
 	if t, err := time.Parse(time.RFC3339, h["finished_at"]); err == nil {
@@ -253,12 +282,76 @@ func decodeJob(h map[string]string) (*Job, error) {
 
 // Claim makes the attempt with the given token the owner of the job, so that every earlier
 // attempt is fenced off, and moves a queued job to processing. It returns the job as the
-// new attempt finds it, checkpoints included.
+// new attempt finds it, checkpoints included. The attempt runs the job's task: the job
+// id's, or the one a rescue named (see HandOver); another gives ErrSuperseded.
 func (s *Store) Claim(ctx context.Context, id, token string) (*Job, error) {
-	if err := s.run(ctx, claimScript, id, token, s.timestamp()); err != nil {
+	return s.ClaimFor(ctx, id, id, token)
+}
+
+// ClaimFor is Claim for an attempt of task taskID.
+func (s *Store) ClaimFor(ctx context.Context, id, taskID, token string) (*Job, error) {
+	if err := s.run(ctx, s.scripts.claim, id, token, s.timestamp(), taskID, s.now().UnixMilli()); err != nil {
 		return nil, fmt.Errorf("claim job %s: %w", id, err)
 	}
 	return s.Get(ctx, id)
+}
+
+// Regressed repairs the record of job id when its seq is below seen, a seq someone saw: it
+// lost writes (a failover, or a Redis crash within the AOF second). The record then takes a
+// new epoch and a seq above seen, and publishes its state. It reports whether it repaired.
+func (s *Store) Regressed(ctx context.Context, id string, seen int64) (bool, error) {
+	n, err := s.scripts.regressed.Run(ctx, s.rdb, s.keys(id), seen, s.newEpoch()).Int()
+	if err == nil && n < 0 {
+		err = scriptError(int64(n))
+	}
+	if err != nil {
+		return false, fmt.Errorf("repair job %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// Heartbeat records that the attempt with the given token is alive. A job said to wait for
+// a worker says it no longer does.
+func (s *Store) Heartbeat(ctx context.Context, id, token string) error {
+	if err := s.run(ctx, s.scripts.heartbeat, id, token, s.now().UnixMilli()); err != nil {
+		return fmt.Errorf("heartbeat of job %s: %w", id, err)
+	}
+	return nil
+}
+
+// MarkWaiting says that a running job waits for a worker, because its attempt showed no
+// sign of life since w.Since: it publishes a job event with w, unless a sign of life came
+// after all or the job says so already. It reports whether it did.
+func (s *Store) MarkWaiting(ctx context.Context, id string, w Waiting) (bool, error) {
+	raw, _ := json.Marshal(w)
+	n, err := s.scripts.wait.Run(ctx, s.rdb, s.keys(id), w.Since.Add(time.Millisecond).UnixMilli(), raw, s.timestamp()).Int()
+	if err != nil {
+		return false, fmt.Errorf("mark job %s waiting: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// HandOver makes task to the job's task in place of task from, whose worker was lost: from
+// then on only an attempt of to may claim the job. It reports false when the job's task is
+// another than from already (someone handed it over first).
+func (s *Store) HandOver(ctx context.Context, id, from, to string) (bool, error) {
+	n, err := s.scripts.handOver.Run(ctx, s.rdb, s.keys(id), from, to).Int()
+	if err == nil && n < 0 {
+		err = scriptError(int64(n))
+	}
+	if err != nil {
+		return false, fmt.Errorf("hand job %s over to task %s: %w", id, to, err)
+	}
+	return n == 1, nil
+}
+
+// MarkEnqueued records that job id's task was seen in the queue: should it go missing
+// later, an operator removed it, and the job must end rather than be queued again.
+func (s *Store) MarkEnqueued(ctx context.Context, id string) error {
+	if err := s.rdb.HSet(ctx, jobKey(id), "enqueued", "1").Err(); err != nil {
+		return fmt.Errorf("mark job %s enqueued: %w", id, err)
+	}
+	return nil
 }
 
 // UpdateFile records the new state of one file for the attempt with the given token, and
@@ -268,8 +361,8 @@ func (s *Store) UpdateFile(ctx context.Context, id, token string, f File) error 
 	if err != nil {
 		return fmt.Errorf("encode file %d of job %s: %w", f.ID, id, err)
 	}
-	err = s.run(ctx, updateFileScript, id, token, f.ID, string(f.Status),
-		strconv.FormatFloat(f.Percent, 'f', -1, 64), entry, s.timestamp())
+	err = s.run(ctx, s.scripts.updateFile, id, token, f.ID, string(f.Status),
+		strconv.FormatFloat(f.Percent, 'f', -1, 64), entry, s.timestamp(), s.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("update file %d of job %s: %w", f.ID, id, err)
 	}
@@ -308,16 +401,25 @@ func (s *Store) Abandon(ctx context.Context, id string, jobErr Error) error {
 // Cancel ends a queued or running job as canceled; its files not yet terminal end
 // canceled, and ready ones stay ready. A finished job gives ErrFinished.
 func (s *Store) Cancel(ctx context.Context, id string) (*Job, error) {
-	if _, err := s.finish(ctx, "cancel", id, "", Error{}, ""); err != nil {
+	return s.CancelBecause(ctx, id, Error{})
+}
+
+// CancelBecause cancels a job as Cancel does, for a reason other than its owner's wish,
+// which its error then says: an operator canceled its task from the dashboard.
+func (s *Store) CancelBecause(ctx context.Context, id string, reason Error) (*Job, error) {
+	if _, err := s.finish(ctx, "cancel", id, "", reason, ""); err != nil {
 		return nil, fmt.Errorf("cancel job %s: %w", id, err)
 	}
 	return s.Get(ctx, id)
 }
 
 func (s *Store) finish(ctx context.Context, mode, id, token string, jobErr Error, fileErr string) (Status, error) {
-	errJSON, _ := json.Marshal(jobErr)
+	errJSON := []byte("null")
+	if jobErr != (Error{}) {
+		errJSON, _ = json.Marshal(jobErr)
+	}
 	fileErrJSON, _ := json.Marshal(fileErr)
-	res, err := finishScript.Run(ctx, s.rdb, s.keys(id),
+	res, err := s.scripts.finish.Run(ctx, s.rdb, s.keys(id),
 		mode, token, s.timestamp(), int64(s.retention/time.Second), errJSON, fileErrJSON).Slice()
 	if err != nil {
 		return "", err
@@ -340,7 +442,7 @@ func (s *Store) finish(ctx context.Context, mode, id, token string, jobErr Error
 // fenced off, ...), as opposed to a failure to reach Redis, which may be retried.
 func Refused(err error) bool {
 	for _, refusal := range []error{ErrNotFound, ErrFinished, ErrFenced, ErrFileFinished, ErrBackwards,
-		ErrNotAFile, ErrUnfinished, ErrKeyReused, ErrIDTaken} {
+		ErrNotAFile, ErrUnfinished, ErrKeyReused, ErrIDTaken, ErrSuperseded} {
 		if errors.Is(err, refusal) {
 			return true
 		}
@@ -380,6 +482,8 @@ func scriptError(code int64) error {
 		return ErrUnfinished
 	case codeIDTaken:
 		return ErrIDTaken
+	case codeSuperseded:
+		return ErrSuperseded
 	}
 	return nil
 }
@@ -397,6 +501,91 @@ func (s *Store) Audit(ctx context.Context, id string) ([]string, error) {
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
 	return s.rdb.Ping(ctx).Err()
+}
+
+// Unfinished returns those of ids whose job exists and is not finished, in one round trip.
+func (s *Store) Unfinished(ctx context.Context, ids []string) ([]string, error) {
+	statuses := make([]*redis.StringCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			statuses[i] = p.HGet(ctx, jobKey(id), "status")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read the status of %d jobs: %w", len(ids), err)
+	}
+	var out []string
+	for i, st := range statuses {
+		if status, err := st.Result(); err == nil && !Status(status).Terminal() {
+			out = append(out, ids[i])
+		}
+	}
+	return out, nil
+}
+
+// Existing returns those of ids whose job still has a record, in one round trip.
+func (s *Store) Existing(ctx context.Context, ids []string) ([]string, error) {
+	found := make([]*redis.IntCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			found[i] = p.Exists(ctx, jobKey(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check %d jobs: %w", len(ids), err)
+	}
+	var out []string
+	for i, n := range found {
+		if n.Val() == 1 {
+			out = append(out, ids[i])
+		}
+	}
+	return out, nil
+}
+
+// groups are the names of the 1,024 slot groups: every pair of Crockford base32 characters.
+func groups() []string {
+	out := make([]string, 0, len(crockford)*len(crockford))
+	for _, a := range crockford {
+		for _, b := range crockford {
+			out = append(out, string(a)+string(b))
+		}
+	}
+	return out
+}
+
+// UnfinishedBefore returns the ids of the unfinished jobs created before t, at most
+// perGroup of each group, from every group's index in one round trip (a Cluster client
+// sends each node its share).
+func (s *Store) UnfinishedBefore(ctx context.Context, t time.Time, perGroup int) ([]string, error) {
+	all := groups()
+	found := make([]*redis.StringSliceCmd, len(all))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, g := range all {
+			found[i] = p.ZRangeByScore(ctx, unfinishedKey(g), &redis.ZRangeBy{Min: "-inf",
+				Max: strconv.FormatInt(t.UnixMilli(), 10), Count: int64(perGroup)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the unfinished jobs: %w", err)
+	}
+	var ids []string
+	for _, f := range found {
+		ids = append(ids, f.Val()...)
+	}
+	return ids, nil
+}
+
+// ForgetUnfinished takes job id out of its group's index of unfinished jobs: its record is
+// gone (it expired unfinished).
+func (s *Store) ForgetUnfinished(ctx context.Context, id string) error {
+	if err := s.rdb.ZRem(ctx, unfinishedKey(group(id)), id).Err(); err != nil {
+		return fmt.Errorf("forget job %s: %w", id, err)
+	}
+	return nil
 }
 
 // Exists reports whether job id still has a record: false once it expired.

@@ -64,7 +64,7 @@ func TestJobLifecycle(t *testing.T) {
 	if job.Status != jobs.StatusProcessing || job.Seq != 1 {
 		t.Fatalf("after claim: status %s seq %d, want processing 1", job.Status, job.Seq)
 	}
-	want := map[string]any{"type": "job", "seq": 1.0, "job_id": id, "status": "processing", "error": nil,
+	want := map[string]any{"type": "job", "seq": 1.0, "epoch": job.Epoch, "job_id": id, "status": "processing", "error": nil, "waiting": nil,
 		"progress": map[string]any{"percent": 0.0, "files_total": 2.0, "files_done": 0.0, "files_ready": 0.0,
 			"files_unavailable": 0.0, "files_failed": 0.0}}
 	if diff := cmp.Diff(want, next()); diff != "" {

@@ -9,7 +9,7 @@ import (
 
 func ExampleNewDownloadTask() {
 	opts := tasks.Options{FileTimeMax: 30 * time.Second, FileConcurrency: 4}
-	task, err := tasks.NewDownloadTask("dl_01JH3W7ZK8Q4X9V2N6M5R0T8YB", 10, opts)
+	task, err := tasks.NewDownloadTask(tasks.DownloadPayload{JobID: "dl_01JH3W7ZK8Q4X9V2N6M5R0T8YB"}, 10, opts)
 	if err != nil {
 		panic(err)
 	}

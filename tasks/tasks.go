@@ -17,9 +17,12 @@ const TypeDownload = "download:prepare"
 const Queue = "downloads"
 
 // DownloadPayload is the payload of a download task. The job record in Redis holds the
-// job's state; the payload only names it.
+// job's state; the payload only names it, who it runs for (whose share of the workers it
+// takes), and the request that created it (whose id the worker's log lines of the job carry).
 type DownloadPayload struct {
-	JobID string `json:"job_id"`
+	JobID     string `json:"job_id"`
+	Principal string `json:"principal,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Defaults of Options, also the defaults of the settings that configure them.
@@ -65,16 +68,32 @@ func (o Options) Timeout(files int) time.Duration {
 	return time.Duration(rounds)*max(o.FileTimeMax, time.Second)*2 + time.Minute
 }
 
-// NewDownloadTask returns the task of job jobID, which has files files. Its task id is the
-// job id, so one job never has two tasks.
-func NewDownloadTask(jobID string, files int, o Options) (*asynq.Task, error) {
+// NewDownloadTask returns the task of the job p names, which has files files. Its task id
+// is the job id, so one job never has two tasks.
+func NewDownloadTask(p DownloadPayload, files int, o Options) (*asynq.Task, error) {
+	return newTask(p.JobID, p, files, o)
+}
+
+// RescueID is the task id of the n-th rescue of job jobID: the task that resumes it when
+// the worker of its task before was lost. Two rescuers of one loss name the same task, so
+// they make one between them.
+func RescueID(jobID string, n int) string { return fmt.Sprintf("%s~%d", jobID, n) }
+
+// NewDownloadTaskWithID returns the task of the job p names under the task id taskID: a
+// rescue's (RescueID), which takes the job over from a task whose worker was lost, or the
+// job's own, queued again when its first enqueue failed.
+func NewDownloadTaskWithID(taskID string, p DownloadPayload, files int, o Options) (*asynq.Task, error) {
+	return newTask(taskID, p, files, o)
+}
+
+func newTask(taskID string, p DownloadPayload, files int, o Options) (*asynq.Task, error) {
 	o = o.WithDefaults()
-	payload, err := json.Marshal(DownloadPayload{JobID: jobID})
+	payload, err := json.Marshal(p)
 	if err != nil {
-		return nil, fmt.Errorf("encode payload of job %s: %w", jobID, err)
+		return nil, fmt.Errorf("encode payload of job %s: %w", p.JobID, err)
 	}
 	return asynq.NewTask(TypeDownload, payload,
-		asynq.TaskID(jobID),
+		asynq.TaskID(taskID),
 		asynq.Queue(Queue),
 		asynq.Timeout(o.Timeout(files)),
 		asynq.MaxRetry(o.MaxRetry),

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	mathrand "math/rand/v2"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/origin"
+	"github.com/longhaul-dev/longhaul/requestid"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"golang.org/x/sync/errgroup"
 )
@@ -20,10 +23,15 @@ import (
 // checkpointed and handed back to the queue.
 var ErrStopping = errors.New("worker is shutting down")
 
+// ErrOverShare is what an attempt returns when the job's principal runs as many jobs as it
+// may: the task goes back to the queue, behind the jobs of others.
+var ErrOverShare = errors.New("the job's principal runs as many jobs as it may")
+
 // Handler runs one attempt at a download job per task.
 type Handler struct {
 	store JobStore
 	files FileStore
+	queue Queue
 	cfg   Config
 	log   *slog.Logger
 
@@ -32,9 +40,9 @@ type Handler struct {
 }
 
 // NewHandler returns a Handler. Its zero Config fields take the defaults of Config.
-func NewHandler(store JobStore, files FileStore, cfg Config, log *slog.Logger) *Handler {
+func NewHandler(store JobStore, files FileStore, q Queue, cfg Config, log *slog.Logger) *Handler {
 	cfg = cfg.WithDefaults()
-	return &Handler{store: store, files: files, cfg: cfg, log: log, stopping: make(chan struct{})}
+	return &Handler{store: store, files: files, queue: q, cfg: cfg, log: log, stopping: make(chan struct{})}
 }
 
 // ProcessTask runs one attempt at the job a task names.
@@ -43,8 +51,44 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	a := &attempt{h: h, jobID: p.JobID, token: newToken(), log: h.log.With("job", p.JobID)}
+	ctx = requestid.With(ctx, p.RequestID)
+	task, _ := asynq.GetTaskID(ctx)
+	if task == "" {
+		task = p.JobID
+	}
+	a := &attempt{h: h, jobID: p.JobID, task: task, token: newToken(), log: h.log.With("job", p.JobID)}
+	release, err := h.takeShare(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return a.outcome(ctx, a.run(ctx))
+}
+
+// takeShare takes a place among the running jobs of the job's principal, and returns what
+// gives it back, or ErrOverShare.
+func (h *Handler) takeShare(ctx context.Context, p tasks.DownloadPayload) (release func(), err error) {
+	if h.cfg.Running == nil || p.Principal == "" {
+		return func() {}, nil
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Hour)
+	}
+	held, err := h.cfg.Running.StartRunning(ctx, p.Principal, p.JobID, deadline)
+	if err != nil {
+		return nil, fmt.Errorf("take a running place: %w", err)
+	}
+	if !held {
+		return nil, ErrOverShare
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := h.cfg.Running.StopRunning(ctx, p.Principal, p.JobID); err != nil {
+			h.log.WarnContext(ctx, "running place not given back; it lapses at the job's deadline", "job", p.JobID, "err", err)
+		}
+	}, nil
 }
 
 // attempt is one run of a job by one worker. Its token fences it: once another attempt
@@ -52,21 +96,35 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 type attempt struct {
 	h     *Handler
 	jobID string
+	task  string // the asynq task it runs for: the job's, or a rescue's
 	token string
 	log   *slog.Logger
+
+	// createdAt is when the job was created, once the attempt has claimed it.
+	createdAt time.Time
+	// began holds when this attempt began each file it prepares (file id → time.Time),
+	// for the time it took.
+	began sync.Map
 }
+
+// HeartbeatInterval is how often a running attempt shows a sign of life, beside its
+// progress writes: the watchdog takes a job whose attempt shows none for a few of these to
+// wait for a worker.
+const HeartbeatInterval = 2 * time.Second
 
 func newToken() string { return rand.Text()[:16] }
 
 func (a *attempt) run(ctx context.Context) error {
 	var job *jobs.Job
 	err := a.persist(ctx, func() (err error) {
-		job, err = a.h.store.Claim(ctx, a.jobID, a.token)
+		job, err = a.h.store.ClaimFor(ctx, a.jobID, a.task, a.token)
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	a.createdAt = job.CreatedAt
+	defer a.beat(ctx)()
 	a.log.InfoContext(ctx, "job attempt started", "attempt", a.token, "files", len(job.Files),
 		"done", job.Progress.FilesDone)
 	g, files := errgroup.WithContext(ctx)
@@ -88,6 +146,7 @@ func (a *attempt) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.h.cfg.Observer.JobFinished(status, a.createdAt)
 	a.log.InfoContext(ctx, "job finished", "status", status)
 	return nil
 }
@@ -106,8 +165,14 @@ func (a *attempt) outcome(ctx context.Context, err error) error {
 	case errors.Is(err, jobs.ErrFenced):
 		a.log.WarnContext(ctx, "attempt lost the job to a newer one; stopping", "attempt", a.token)
 		return nil
+	case errors.Is(err, jobs.ErrSuperseded):
+		a.log.InfoContext(ctx, "a rescue took the job over from this task; it ends", "task", a.task)
+		return nil
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		a.fail(ctx, jobs.Error{Code: jobs.ErrorCodeTimeout, Message: "the job ran out of time"})
+		return err
+	case errors.Is(ctx.Err(), context.Canceled) && !a.h.isStopping():
+		a.canceledByOperator(ctx)
 		return err
 	}
 	// asynq archives a task that errs on its last retry, whatever the error: a hand-back
@@ -120,6 +185,76 @@ func (a *attempt) outcome(ctx context.Context, err error) error {
 	return err
 }
 
+// beat shows the attempt's signs of life in the record until the attempt ends, in its own
+// goroutine; the function it returns stops it and waits.
+func (a *attempt) beat(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(HeartbeatInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				// A failure is the next write's to report: this attempt lost the job, or
+				// Redis is away, which its writes ride out.
+				a.h.store.Heartbeat(ctx, a.jobID, a.token)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// canceledByOperator ends the job canceled when asynq canceled its task because an
+// operator asked for it (the dashboard's Cancel), rather than let asynq run it again. asynq
+// cancels a task's context in two more cases, which must not end the job: its worker
+// shutting down (isStopping), and a lease it could not extend (a worker frozen or cut off
+// from Redis, whose job the watchdog hands to another). It tells them apart by what it does
+// next: an operator's cancel moves the task on to retry (or archive) at once, while a lost
+// lease leaves it active, orphaned, for the recoverer.
+func (a *attempt) canceledByOperator(ctx context.Context) {
+	if a.h.queue == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var info *asynq.TaskInfo
+	for try := 0; try < 20; try++ {
+		var err error
+		info, err = a.h.queue.GetTaskInfo(tasks.Queue, a.task)
+		if err != nil || info.State != asynq.TaskStateActive {
+			break
+		}
+		if info.IsOrphaned || a.wait(ctx, 100*time.Millisecond) != nil {
+			return
+		}
+	}
+	if info == nil || info.State == asynq.TaskStateActive || !strings.Contains(info.LastErr, context.Canceled.Error()) {
+		return
+	}
+	_, err := a.h.store.CancelBecause(ctx, a.jobID, jobs.Error{Code: jobs.ErrorCodeTaskCanceled,
+		Message: "an operator canceled the job's task from the dashboard"})
+	if err != nil && !errors.Is(err, jobs.ErrFinished) {
+		a.log.ErrorContext(ctx, "could not end the job whose task an operator canceled", "err", err)
+		return
+	}
+	// Its retry would only find the job finished.
+	a.h.queue.DeleteTask(tasks.Queue, a.task)
+	a.log.WarnContext(ctx, "job canceled: an operator canceled its task")
+}
+
+func (h *Handler) isStopping() bool {
+	select {
+	case <-h.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 // fail ends the job as failed, also when ctx is already done: the reason has to be written
 // down even after the time has run out.
 func (a *attempt) fail(ctx context.Context, jobErr jobs.Error) {
@@ -129,12 +264,14 @@ func (a *attempt) fail(ctx context.Context, jobErr jobs.Error) {
 		a.log.ErrorContext(ctx, "could not mark job failed", "reason", jobErr.Code, "err", err)
 		return
 	}
+	a.h.cfg.Observer.JobFinished(jobs.StatusFailed, a.createdAt)
 	a.log.WarnContext(ctx, "job failed", "reason", jobErr.Code)
 }
 
 // prepare takes one file from its checkpoint to a terminal state.
 func (a *attempt) prepare(ctx context.Context, f jobs.File) error {
 	src := a.h.cfg.Origin
+	a.began.Store(f.ID, time.Now())
 	// A file stored by an attempt that died before it could say so is ready as it is.
 	if size, err := a.h.files.Size(a.jobID, f.ID); err == nil {
 		return a.ready(ctx, f, size)
@@ -202,6 +339,9 @@ func (a *attempt) update(ctx context.Context, f jobs.File) error {
 	err := a.persist(ctx, func() error { return a.h.store.UpdateFile(ctx, a.jobID, a.token, f) })
 	if errors.Is(err, jobs.ErrBackwards) || errors.Is(err, jobs.ErrFileFinished) {
 		return nil
+	}
+	if err == nil && f.Status.Terminal() {
+		a.fileFinished(f.ID, f.Status)
 	}
 	return err
 }

@@ -35,7 +35,7 @@ func newSetup(t *testing.T, cfg Config) setup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return setup{h: NewHandler(store, files, cfg, discard), store: store, files: files, rdb: rdb}
+	return setup{h: NewHandler(store, files, NewQueue(rdb), cfg, discard), store: store, files: files, rdb: rdb}
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -51,7 +51,7 @@ func (s setup) newJob(t *testing.T, ids ...int64) string {
 
 func (s setup) process(ctx context.Context, t *testing.T, id string) error {
 	t.Helper()
-	task, err := tasks.NewDownloadTask(id, 1, tasks.Options{})
+	task, err := tasks.NewDownloadTask(tasks.DownloadPayload{JobID: id}, 1, tasks.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,44 +15,27 @@ import (
 )
 
 // Janitor keeps what the queue and the store leave behind in order. It removes the stored
-// files of jobs whose record has expired, so that the storage directory does not grow
-// without bound (Redis expires the records themselves), and it ends the jobs whose task
-// asynq archived without an attempt finishing them (a worker that died on its last retry),
-// so that no job stays processing for good.
+// files of jobs whose record has expired, so that the storage directory or bucket does not
+// grow without bound (Redis expires the records themselves), and it makes sure that no job
+// waits forever for a task that is gone: every unfinished job of some age has a task in the
+// queue, or gets one, or ends.
 type Janitor struct {
-	store   JanitorStore
-	files   StoredJobs
-	archive ArchivedTasks
-	log     *slog.Logger
+	store JanitorStore
+	files StoredJobs
+	queue Queue
+	opts  tasks.Options
+	log   *slog.Logger
 }
 
 // JanitorStore is what the janitor needs of the job store.
 type JanitorStore interface {
 	Exists(ctx context.Context, id string) (bool, error)
+	Get(ctx context.Context, id string) (*jobs.Job, error)
 	Abandon(ctx context.Context, id string, jobErr jobs.Error) error
-}
-
-// ArchivedTasks lists the ids of the download tasks asynq gave up on.
-type ArchivedTasks interface {
-	ArchivedJobs() ([]string, error)
-}
-
-// Archive lists archived download tasks through an asynq inspector.
-type Archive struct{ Inspector *asynq.Inspector }
-
-// ArchivedJobs returns the job ids of the archived download tasks, most recent first.
-func (a Archive) ArchivedJobs() ([]string, error) {
-	archived, err := a.Inspector.ListArchivedTasks(tasks.Queue, asynq.PageSize(500))
-	if errors.Is(err, asynq.ErrQueueNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("list archived tasks: %w", err)
-	}
-	ids := make([]string, len(archived))
-	for i, t := range archived {
-		ids[i] = t.ID
-	}
-	return ids, nil
+	UnfinishedBefore(ctx context.Context, t time.Time, perGroup int) ([]string, error)
+	ForgetUnfinished(ctx context.Context, id string) error
+	MarkEnqueued(ctx context.Context, id string) error
+	HandOver(ctx context.Context, id, from, to string) (bool, error)
 }
 
 // StoredJobs lists and removes the files of jobs.
@@ -62,18 +45,26 @@ type StoredJobs interface {
 }
 
 var (
-	_ JanitorStore  = (*jobs.Store)(nil)
-	_ StoredJobs    = (*storage.Dir)(nil)
-	_ ArchivedTasks = Archive{}
+	_ JanitorStore = (*jobs.Store)(nil)
+	_ StoredJobs   = (*storage.Dir)(nil)
+	_ StoredJobs   = (*storage.Bucket)(nil)
 )
 
-// janitorGrace leaves a job's folder alone for a while after it last changed, so that a
+// folderGrace leaves a job's folder alone for a while after it last changed, so that a
 // folder is never taken from under a job that is being created.
-const janitorGrace = time.Minute
+const folderGrace = time.Minute
 
-// NewJanitor returns a Janitor of files against the records in store.
-func NewJanitor(store JanitorStore, files StoredJobs, archive ArchivedTasks, log *slog.Logger) *Janitor {
-	return &Janitor{store: store, files: files, archive: archive, log: log}
+// taskGrace leaves a job alone for a moment after it was made: the API queues its task
+// right after its record.
+const taskGrace = 10 * time.Second
+
+// reconcileBatch bounds the jobs of one group that one round looks at.
+const reconcileBatch = 200
+
+// NewJanitor returns a Janitor of the jobs in store and their files, whose tasks are in q;
+// the tasks it queues take their limits from opts.
+func NewJanitor(store JanitorStore, files StoredJobs, q Queue, opts tasks.Options, log *slog.Logger) *Janitor {
+	return &Janitor{store: store, files: files, queue: q, opts: opts.WithDefaults(), log: log}
 }
 
 // Run sweeps every interval until ctx ends.
@@ -88,10 +79,8 @@ func (j *Janitor) Run(ctx context.Context, interval time.Duration) {
 			} else if n > 0 {
 				j.log.InfoContext(ctx, "removed files of expired jobs", "jobs", n)
 			}
-			if n, err := j.EndAbandoned(ctx); err != nil {
-				j.log.WarnContext(ctx, "check of archived tasks failed", "err", err)
-			} else if n > 0 {
-				j.log.WarnContext(ctx, "ended jobs whose task was given up", "jobs", n)
+			if err := j.Reconcile(ctx, time.Now()); err != nil {
+				j.log.WarnContext(ctx, "check of jobs' tasks failed", "err", err)
 			}
 		case <-ctx.Done():
 			return
@@ -99,26 +88,99 @@ func (j *Janitor) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// EndAbandoned ends as failed every unfinished job whose task is archived. It returns how
-// many it ended.
-func (j *Janitor) EndAbandoned(ctx context.Context) (int, error) {
-	ids, err := j.archive.ArchivedJobs()
+// Reconcile looks at every unfinished job made before now less a short grace, and its task:
+//   - a task that is queued, scheduled, running or waiting to retry: all is well;
+//   - an archived task (asynq gave up on it, or an operator archived it): the job ends
+//     failed;
+//   - no task, and none was ever seen (its enqueue failed, as in a Redis blip between the
+//     record and the task): it is queued now;
+//   - no task, where one was seen (an operator deleted it, or its whole queue): the job
+//     ends failed, its error saying so.
+//
+// It reads the jobs from the store's own index of unfinished jobs, so it works whatever was
+// done to the queue, even when the queue was deleted.
+func (j *Janitor) Reconcile(ctx context.Context, now time.Time) error {
+	ids, err := j.store.UnfinishedBefore(ctx, now.Add(-taskGrace), reconcileBatch)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	ended := 0
 	for _, id := range ids {
-		err := j.store.Abandon(ctx, id, jobs.Error{Code: jobs.ErrorCodeAttempts,
-			Message: "the job's task was given up after its last retry"})
-		switch {
-		case err == nil:
-			ended++
-		case errors.Is(err, jobs.ErrFinished), errors.Is(err, jobs.ErrNotFound):
-		default:
-			return ended, err
+		if err := j.reconcile(ctx, id); err != nil {
+			return err
 		}
 	}
-	return ended, nil
+	return nil
+}
+
+func (j *Janitor) reconcile(ctx context.Context, id string) error {
+	job, err := j.store.Get(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return j.store.ForgetUnfinished(ctx, id) // it expired unfinished
+	} else if err != nil {
+		return err
+	}
+	if job.Status.Terminal() {
+		return j.store.ForgetUnfinished(ctx, id)
+	}
+	info, err := j.queue.GetTaskInfo(tasks.Queue, job.Task)
+	switch {
+	case err == nil && info.State == asynq.TaskStateCompleted:
+		// The task finished but the job did not: the job's last writes were lost (a
+		// failover, or a Redis crash within the AOF second). A new task runs it again from
+		// what the record has; its stored files are taken as they are.
+		return j.rerun(ctx, job)
+	case err == nil && info.State == asynq.TaskStateArchived:
+		return j.end(ctx, id, jobs.Error{Code: jobs.ErrorCodeAttempts,
+			Message: "the job's task was given up (archived) after its last retry, or by an operator"})
+	case err == nil:
+		if !job.Enqueued {
+			return j.store.MarkEnqueued(ctx, id)
+		}
+		return nil
+	case !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound):
+		return fmt.Errorf("look up the task of job %s: %w", id, err)
+	case job.Enqueued:
+		return j.end(ctx, id, jobs.Error{Code: jobs.ErrorCodeTaskRemoved,
+			Message: "the job's task was removed from the queue (deleted, or its queue deleted, from the dashboard)"})
+	}
+	task, err := tasks.NewDownloadTaskWithID(job.Task, tasks.DownloadPayload{JobID: id, Principal: job.Principal},
+		len(job.Files), j.opts)
+	if err != nil {
+		return err
+	}
+	if _, err := j.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("queue the task of job %s: %w", id, err)
+	}
+	j.log.WarnContext(ctx, "queued the task of a job that had none (its enqueue had failed)", "job", id)
+	return j.store.MarkEnqueued(ctx, id)
+}
+
+func (j *Janitor) rerun(ctx context.Context, job *jobs.Job) error {
+	next := tasks.RescueID(job.ID, job.Attempts)
+	if handed, err := j.store.HandOver(ctx, job.ID, job.Task, next); err != nil || !handed {
+		return err
+	}
+	task, err := tasks.NewDownloadTaskWithID(next, tasks.DownloadPayload{JobID: job.ID, Principal: job.Principal},
+		len(job.Files), j.opts)
+	if err != nil {
+		return err
+	}
+	if _, err := j.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("queue job %s again: %w", job.ID, err)
+	}
+	j.log.WarnContext(ctx, "ran again a job whose task finished without it (its last writes were lost)", "job", job.ID)
+	return nil
+}
+
+func (j *Janitor) end(ctx context.Context, id string, why jobs.Error) error {
+	err := j.store.Abandon(ctx, id, why)
+	if errors.Is(err, jobs.ErrFinished) || errors.Is(err, jobs.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	j.log.WarnContext(ctx, "ended a job whose task is gone", "job", id, "reason", why.Code)
+	return nil
 }
 
 // Sweep removes the files of every job without a record whose folder has not changed
@@ -130,7 +192,7 @@ func (j *Janitor) Sweep(ctx context.Context, now time.Time) (int, error) {
 	}
 	removed := 0
 	for id, changed := range stored {
-		if !jobs.ValidID(id) || now.Sub(changed) < janitorGrace {
+		if !jobs.ValidID(id) || now.Sub(changed) < folderGrace {
 			continue
 		}
 		exists, err := j.store.Exists(ctx, id)

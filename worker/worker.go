@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -18,18 +19,39 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// JobStore is what the worker needs of the job store.
+// JobStore is what an attempt needs of the job store.
 type JobStore interface {
-	Claim(ctx context.Context, id, token string) (*jobs.Job, error)
+	ClaimFor(ctx context.Context, id, taskID, token string) (*jobs.Job, error)
+	Heartbeat(ctx context.Context, id, token string) error
 	UpdateFile(ctx context.Context, id, token string, f jobs.File) error
 	Complete(ctx context.Context, id, token string) (jobs.Status, error)
 	Fail(ctx context.Context, id, token string, jobErr jobs.Error) error
+	CancelBecause(ctx context.Context, id string, reason jobs.Error) (*jobs.Job, error)
+}
+
+// Queue is what the worker needs of asynq's queue beside its server: to look tasks up, to
+// queue a job's task (again), and to take a task out.
+type Queue interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	ListActiveTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	DeleteTask(queue, id string) error
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
 // FileStore is where the worker puts the files it produces.
 type FileStore interface {
 	Write(jobID string, fileID int64, token string, content io.Reader) (int64, error)
 	Size(jobID string, fileID int64) (int64, error)
+}
+
+// NewQueue is the worker's Queue on rdb: asynq's inspector and client.
+func NewQueue(rdb redis.UniversalClient) Queue {
+	return queue{asynq.NewInspectorFromRedisClient(rdb), asynq.NewClientFromRedisClient(rdb)}
+}
+
+type queue struct {
+	*asynq.Inspector
+	*asynq.Client
 }
 
 var (
@@ -69,6 +91,22 @@ type Config struct {
 	SweepInterval time.Duration
 	// Origin is where files come from.
 	Origin origin.Simulated
+	// Running holds each principal to its share of running jobs. If nil, nobody is held.
+	Running RunningLimit
+	// Tasks derive the limits of the tasks the worker queues (a rescue's, a lost enqueue's).
+	Tasks tasks.Options
+	// Observer is told how files and jobs end, for metrics. If nil, nobody is.
+	Observer Observer
+}
+
+// RunningLimit holds each principal (who created a job) to its share of running jobs, so
+// that one principal's burst leaves workers to the others.
+type RunningLimit interface {
+	// StartRunning takes a place for job id until deadline, or reports false when the
+	// principal runs as many jobs as it may.
+	StartRunning(ctx context.Context, principal, id string, deadline time.Time) (bool, error)
+	// StopRunning gives the place back.
+	StopRunning(ctx context.Context, principal, id string) error
 }
 
 // WithDefaults returns c with every zero field that has a default set to it.
@@ -85,17 +123,21 @@ func (c Config) WithDefaults() Config {
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = SweepIntervalDefault
 	}
+	if c.Observer == nil {
+		c.Observer = unobserved{}
+	}
 	return c
 }
 
-// Worker is an Asynq server that runs download jobs, and the janitor that keeps what they
-// leave behind in order.
+// Worker is an Asynq server that runs download jobs, the watchdog that resumes the jobs of
+// lost workers, and the janitor that keeps what they leave behind in order.
 type Worker struct {
-	srv     *asynq.Server
-	h       *Handler
-	janitor *Janitor
-	cfg     Config
-	log     *slog.Logger
+	srv      *asynq.Server
+	h        *Handler
+	janitor  *Janitor
+	watchdog *Watchdog
+	cfg      Config
+	log      *slog.Logger
 
 	// sweep ends the janitor's loop, which wg awaits.
 	sweep context.CancelFunc
@@ -103,10 +145,11 @@ type Worker struct {
 }
 
 // Store is what a worker needs of the job store: what its attempts write, and what its
-// janitor checks.
+// janitor and watchdog check.
 type Store interface {
 	JobStore
 	JanitorStore
+	WatchdogStore
 }
 
 // Files is what a worker needs of the file storage.
@@ -118,8 +161,10 @@ type Files interface {
 // New returns a Worker that takes tasks from rdb.
 func New(rdb redis.UniversalClient, store Store, files Files, cfg Config, log *slog.Logger) *Worker {
 	cfg = cfg.WithDefaults()
-	w := &Worker{h: NewHandler(store, files, cfg, log), cfg: cfg, log: log,
-		janitor: NewJanitor(store, files, Archive{asynq.NewInspectorFromRedisClient(rdb)}, log.With("component", "janitor"))}
+	q := NewQueue(rdb)
+	w := &Worker{h: NewHandler(store, files, q, cfg, log), cfg: cfg, log: log,
+		janitor:  NewJanitor(observedAbandon{store, cfg.Observer}, files, q, cfg.Tasks, log.With("component", "janitor")),
+		watchdog: NewWatchdog(store, q, cfg.Tasks, log.With("component", "watchdog"))}
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		Queues:      map[string]int{tasks.Queue: 1},
@@ -127,11 +172,13 @@ func New(rdb redis.UniversalClient, store Store, files Files, cfg Config, log *s
 		// made a job posted to an idle worker start up to a second late (docs/benchmarks.md).
 		TaskCheckInterval: 100 * time.Millisecond,
 		RetryDelayFunc:    retryDelay,
-		IsFailure:         func(err error) bool { return !errors.Is(err, ErrStopping) },
-		ErrorHandler:      w,
-		ShutdownTimeout:   cfg.ShutdownTimeout,
-		Logger:            asynqLogger{log.With("component", "asynq")},
-		LogLevel:          asynq.WarnLevel,
+		// A hand-back and a principal over its share are not the job's failures: they cost
+		// no retry.
+		IsFailure:       func(err error) bool { return !errors.Is(err, ErrStopping) && !errors.Is(err, ErrOverShare) },
+		ErrorHandler:    w,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          asynqLogger{log.With("component", "asynq")},
+		LogLevel:        asynq.WarnLevel,
 	})
 	return w
 }
@@ -143,19 +190,21 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	// Redis expires finished jobs; the janitor removes their files, and ends the jobs
-	// whose task asynq gave up on.
+	// Redis expires finished jobs; the janitor removes their files, and ends or requeues
+	// the jobs whose task is gone. The watchdog resumes the jobs of lost workers.
 	ctx, stop := context.WithCancel(context.Background())
 	w.sweep = stop
 	w.wg.Go(func() { w.janitor.Run(ctx, w.cfg.SweepInterval) })
+	w.watchdog.Start()
 	return nil
 }
 
-// Shutdown stops the janitor and taking tasks, and hands the running jobs back at their
-// next checkpoint, so that another worker resumes them at once.
+// Shutdown stops the janitor, the watchdog and taking tasks, and hands the running jobs back
+// at their next checkpoint, so that another worker resumes them at once.
 func (w *Worker) Shutdown() {
 	w.sweep()
 	w.wg.Wait()
+	w.watchdog.Stop()
 	w.srv.Stop()
 	close(w.h.stopping)
 	w.srv.Shutdown()
@@ -163,10 +212,15 @@ func (w *Worker) Shutdown() {
 
 // HandleError logs a failed attempt once, at the boundary.
 func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
+	ctx = withRequestOf(ctx, t)
 	retried, _ := asynq.GetRetryCount(ctx)
 	id, _ := asynq.GetTaskID(ctx)
 	if errors.Is(err, ErrStopping) {
 		w.log.InfoContext(ctx, "job handed back for another worker", "job", id)
+		return
+	}
+	if errors.Is(err, ErrOverShare) {
+		w.log.DebugContext(ctx, "job waits: its principal runs as many jobs as it may", "job", id)
 		return
 	}
 	w.log.WarnContext(ctx, "job attempt failed", "job", id, "retried", retried, "err", err)
@@ -178,6 +232,11 @@ func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	if errors.Is(err, asynq.ErrLeaseExpired) || errors.Is(err, ErrStopping) {
 		return time.Second
+	}
+	if errors.Is(err, ErrOverShare) {
+		// Back to the end of the queue for a moment, so that others' jobs go first; the
+		// jitter keeps a principal's many jobs from coming back at once.
+		return time.Second + mathrand.N(time.Second)
 	}
 	return min(time.Second<<min(n, 6), time.Minute)
 }

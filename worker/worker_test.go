@@ -20,7 +20,7 @@ func TestHandBackOnTheLastRetryEndsTheJob(t *testing.T) {
 	slow := origin.Simulated{TimeMin: 10 * time.Second, TimeMax: 10 * time.Second, SizeMax: 4096}
 	s := newSetup(t, Config{Origin: slow})
 	id := s.newJob(t, 7)
-	task, _ := tasks.NewDownloadTask(id, 1, tasks.Options{})
+	task, _ := tasks.NewDownloadTask(tasks.DownloadPayload{JobID: id}, 1, tasks.Options{})
 	if _, err := asynq.NewClientFromRedisClient(s.rdb).Enqueue(task, asynq.MaxRetry(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestAttemptRidesOutARedisRestart(t *testing.T) {
 	store := jobs.NewStore(rdb, jobs.Options{})
 	files, _ := storage.NewDir(t.TempDir())
 	src := origin.Simulated{TimeMin: 2 * time.Second, TimeMax: 2 * time.Second, SizeMax: 4096}
-	s := setup{h: NewHandler(store, files, Config{Origin: src}, discard), store: store, files: files, rdb: rdb}
+	s := setup{h: NewHandler(store, files, NewQueue(rdb), Config{Origin: src}, discard), store: store, files: files, rdb: rdb}
 	id := s.newJob(t, 7, 14)
 	// AOF is synced every second: wait for the job's record to be on disk.
 	if err := rdb.Do(context.Background(), "BGREWRITEAOF").Err(); err != nil {
