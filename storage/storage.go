@@ -1,6 +1,18 @@
-// Package storage keeps produced files in a directory that every api and worker process
-// sees. A file is written under a name of its own attempt, synced, then linked to its final
-// name, which never exists half-written and is never replaced once there.
+// Package storage keeps the files that workers produce and the API serves, in one of two
+// places that every api and worker process reaches:
+//
+//   - Dir, a directory every process sees (a local disk for `longhaul serve`, a shared
+//     volume otherwise). A file is written under a name of its own attempt, synced, then
+//     linked to its final name, which never exists half-written and is never replaced once
+//     there: a link, unlike a rename, fails when the name exists.
+//   - Bucket, a bucket of an S3-compatible object store (AWS S3, MinIO, Ceph, R2 and the
+//     like), so that processes need share no disk and downloads may bypass the API. See
+//     Bucket for how it keeps the same promises.
+//
+// Both promise the same three things, which the worker and the janitor build on: a stored
+// file is complete (nobody ever sees part of one), the first file stored under a name stays
+// the one served (a later attempt's write finds it and takes it as it is), and the files of a
+// job can be listed and removed as a whole.
 package storage
 
 import (
@@ -19,6 +31,30 @@ const DirDefault = "./data/files"
 
 // ErrNotFound: no such file is stored.
 var ErrNotFound = errors.New("file not stored")
+
+// Store is where produced files live: Dir or Bucket. Its consumers each name the few
+// methods they use (the worker writes and sizes, the API opens, the janitor lists and
+// removes); cmd/longhaul picks the one the settings ask for.
+type Store interface {
+	// Write stores a file's content for the attempt with the given token and returns its
+	// size. When the file is already stored (an earlier attempt stored it and died before it
+	// could say so), the stored file is kept and its size returned: content derives from the
+	// file id, so both are the same bytes.
+	Write(jobID string, fileID int64, token string, content io.Reader) (int64, error)
+	// Size returns the size of a stored file, or ErrNotFound.
+	Size(jobID string, fileID int64) (int64, error)
+	// Open opens a stored file for reading, or returns ErrNotFound.
+	Open(jobID string, fileID int64) (*Object, error)
+	// Jobs lists the jobs that have anything stored, each with the last time that changed.
+	Jobs() (map[string]time.Time, error)
+	// RemoveJob deletes everything stored for a job.
+	RemoveJob(jobID string) error
+}
+
+var (
+	_ Store = (*Dir)(nil)
+	_ Store = (*Bucket)(nil)
+)
 
 // Dir stores files under one directory, one folder per job. Job ids and file ids are
 // validated by the callers, so they never leave the directory.
