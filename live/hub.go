@@ -34,9 +34,11 @@ type Sink interface {
 	Close(code int, reason string)
 }
 
-// Snapshotter reads the current record of a job.
+// Snapshotter reads the current record of a job, and repairs one that lost writes a
+// watcher saw (see jobs.Store.Regressed).
 type Snapshotter interface {
 	Get(ctx context.Context, id string) (*jobs.Job, error)
+	Regressed(ctx context.Context, id string, seen int64) (bool, error)
 }
 
 // Renderer turns what the store holds into what clients receive. The hub renders each
@@ -55,14 +57,27 @@ const (
 	CloseTooSlow      = 1008 // the client fell behind; it reconnects and resyncs
 	CloseInternal     = 1011 // a resync failed; the client reconnects
 	CloseTryAgainLate = 1013 // the job could not be watched now
+	CloseNotFound     = 4404 // the job does not exist, or no longer (it expired, or Redis lost it)
 )
+
+// Observer is told what the hub copes with, for metrics. Its methods must be safe for
+// concurrent use and must not block.
+type Observer interface {
+	// SlowClientClosed: a client of channel (websocket, sse) was closed for falling behind.
+	SlowClientClosed(channel string)
+	// Resynced: a watcher is sent a fresh snapshot.
+	Resynced()
+	// PubSubReconnected: the pub/sub connection was lost and is back.
+	PubSubReconnected()
+}
 
 // Hub fans the events of jobs out to the live clients that watch them.
 type Hub struct {
 	store  Snapshotter
 	render Renderer
-	ps     *redis.PubSub
+	feed   feed
 	log    *slog.Logger
+	obs    Observer
 
 	mu     sync.Mutex
 	topics map[string]*topic // job id → its watchers; guarded by mu
@@ -84,26 +99,39 @@ type topic struct {
 	ready    chan struct{} // closed once the subscription is confirmed
 }
 
-// NewHub returns a hub on rdb. It delivers nothing until Start.
-func NewHub(rdb redis.UniversalClient, store Snapshotter, render Renderer, log *slog.Logger) *Hub {
+// NewHub returns a hub on rdb, which tells obs what it copes with (nobody if obs is nil). It
+// delivers nothing until Start.
+func NewHub(rdb redis.UniversalClient, store Snapshotter, render Renderer, log *slog.Logger, obs Observer) *Hub {
 	ctx, stop := context.WithCancel(context.Background())
-	return &Hub{store: store, render: render, ps: rdb.Subscribe(ctx), log: log,
+	if obs == nil {
+		obs = unobserved{}
+	}
+	h := &Hub{store: store, render: render, log: log, obs: obs,
 		topics: map[string]*topic{}, pending: map[string]int{}, ctx: ctx, stop: stop}
+	h.feed = newFeed(rdb, h, log)
+	return h
 }
+
+// unobserved is the Observer of a hub that nobody observes.
+type unobserved struct{}
+
+func (unobserved) SlowClientClosed(string) {}
+func (unobserved) Resynced()               {}
+func (unobserved) PubSubReconnected()      {}
 
 // resyncTimeout bounds one snapshot read of a resync or a new watcher.
 const resyncTimeout = 5 * time.Second
 
 // Start receives events in the background until Shutdown.
 func (h *Hub) Start() {
-	h.wg.Go(h.receive)
+	h.feed.start()
 }
 
 // Shutdown stops the hub and closes every watcher with code (CloseGoingAway when the server
 // shuts down), then waits for the hub's goroutines.
 func (h *Hub) Shutdown(code int, reason string) {
 	h.stop()
-	h.ps.Close()
+	h.feed.close()
 	h.mu.Lock()
 	for _, t := range h.topics {
 		for w := range t.watchers {
@@ -115,55 +143,21 @@ func (h *Hub) Shutdown(code int, reason string) {
 	h.wg.Wait()
 }
 
-// receive reads the pub/sub connection until the hub stops, reconnecting by itself.
-func (h *Hub) receive() {
-	broken := false
-	for h.ctx.Err() == nil {
-		msg, err := h.ps.ReceiveTimeout(h.ctx, 15*time.Second)
-		if err != nil {
-			if isTimeout(err) {
-				// Quiet for a while: a ping proves the connection still works.
-				if err := h.ps.Ping(h.ctx); err == nil {
-					continue
-				}
-			}
-			if h.ctx.Err() != nil {
-				return
-			}
-			if !broken {
-				h.log.Warn("live events connection lost; reconnecting", "err", err)
-			}
-			broken = true
-			h.sleep(500 * time.Millisecond)
-			continue
-		}
-		if broken {
-			// go-redis resubscribed on the new connection, but whatever was published in
-			// between is gone: every watcher starts again from a snapshot.
-			broken = false
-			h.log.Info("live events connection back; resyncing every watcher")
-			h.resyncAll()
-		}
-		switch m := msg.(type) {
-		case *redis.Message:
-			h.dispatch(jobs.JobIDOfChannel(m.Channel), []byte(m.Payload))
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				h.confirm(m.Channel)
-			}
-		}
+// message, confirmed and lost make the hub its feed's listener.
+func (h *Hub) message(channel string, payload []byte) {
+	h.dispatch(jobs.JobIDOfChannel(channel), payload)
+}
+
+func (h *Hub) confirmed(channel string) { h.confirm(channel) }
+
+func (h *Hub) lost(channels []string) {
+	h.obs.PubSubReconnected()
+	if channels == nil {
+		h.resyncAll()
+		return
 	}
-}
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
-}
-
-func (h *Hub) sleep(d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-h.ctx.Done():
+	for _, ch := range channels {
+		h.resyncTopic(jobs.JobIDOfChannel(ch))
 	}
 }
 
@@ -207,7 +201,7 @@ func (h *Hub) add(ctx context.Context, w *watcher) (<-chan struct{}, error) {
 	t = &topic{watchers: map[*watcher]struct{}{w: {}}, ready: make(chan struct{})}
 	h.topics[w.job] = t
 	ch := jobs.Channel(w.job)
-	if err := h.ps.Subscribe(ctx, ch); err != nil {
+	if err := h.feed.subscribe(ctx, ch); err != nil {
 		return nil, fmt.Errorf("subscribe to job %s: %w", w.job, err)
 	}
 	h.pending[ch]++
@@ -226,7 +220,7 @@ func (h *Hub) remove(w *watcher) {
 		return
 	}
 	delete(h.topics, w.job)
-	if err := h.ps.Unsubscribe(h.ctx, jobs.Channel(w.job)); err != nil && h.ctx.Err() == nil {
+	if err := h.feed.unsubscribe(h.ctx, jobs.Channel(w.job)); err != nil && h.ctx.Err() == nil {
 		h.log.Warn("unsubscribe failed", "job", w.job, "err", err)
 	}
 }
@@ -276,6 +270,21 @@ func (h *Hub) dispatch(id string, payload []byte) {
 	}
 }
 
+// resyncTopic resyncs the watchers of one job.
+func (h *Hub) resyncTopic(id string) {
+	h.mu.Lock()
+	var ws []*watcher
+	if t := h.topics[id]; t != nil {
+		for w := range t.watchers {
+			ws = append(ws, w)
+		}
+	}
+	h.mu.Unlock()
+	for _, w := range ws {
+		w.resync()
+	}
+}
+
 func (h *Hub) resyncAll() {
 	h.mu.Lock()
 	var ws []*watcher
@@ -293,6 +302,7 @@ func (h *Hub) resyncAll() {
 // ClosedSlow records that a client was closed for falling behind, and logs it with the
 // running count.
 func (h *Hub) ClosedSlow(channel, job string, buffered int) {
+	h.obs.SlowClientClosed(channel)
 	h.log.Warn("slow live client closed; it will reconnect and resync", "channel", channel, "job", job,
 		"buffered", buffered, "slow_clients_closed", h.slowClosed.Add(1))
 }
@@ -318,6 +328,7 @@ type watcher struct {
 	mu      sync.Mutex
 	started bool   // a snapshot was sent; events follow it
 	seq     int64  // the seq of the last message sent
+	epoch   string // the epoch of the last message sent
 	held    []held // events that arrived before the snapshot, in order
 	spilled bool   // more events arrived than held keeps
 	done    bool   // the final event was sent
@@ -332,14 +343,20 @@ type held struct {
 // dropped and another snapshot covers them.
 const maxHeld = 256
 
-// start sends a snapshot, then the events held meanwhile that are newer.
+// start sends a snapshot, then the events held meanwhile that are newer. A snapshot older
+// than what the client already has, in the same epoch, is a record that lost writes (a
+// failover): it is repaired, and its new epoch sent instead.
 func (w *watcher) start(job *jobs.Job) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
 		return
 	}
-	w.started, w.seq = true, job.Seq
+	if job.Seq < w.seq && job.Epoch == w.epoch {
+		w.repairLocked()
+		return
+	}
+	w.started, w.seq, w.epoch = true, job.Seq, job.Epoch
 	w.sink.Send(job.Seq, w.hub.render.Snapshot(job))
 	if job.Status.Terminal() {
 		w.finish()
@@ -372,9 +389,13 @@ func (w *watcher) deliver(ev jobs.EventHeader, msg []byte) {
 	w.forward(ev, msg)
 }
 
-// forward sends an event in seq order; w.mu must be held.
+// forward sends an event in seq order; w.mu must be held. An event of another epoch begins a
+// new history of the record: the client gets its snapshot.
 func (w *watcher) forward(ev jobs.EventHeader, msg []byte) {
 	switch {
+	case ev.Epoch != w.epoch:
+		w.resyncLocked()
+		return
 	case ev.Seq <= w.seq:
 		return // the snapshot already has it
 	case ev.Seq > w.seq+1:
@@ -404,18 +425,47 @@ func (w *watcher) resyncLocked() {
 	if !w.started || w.done {
 		return // a snapshot is on its way already
 	}
-	w.started, w.held, w.spilled = false, nil, false
-	h := w.hub
+	w.started = false
+	w.refresh(false)
+}
+
+// repairLocked repairs a record that lost writes this watcher saw, then sends it; w.mu must
+// be held, and no snapshot on its way.
+func (w *watcher) repairLocked() {
+	w.hub.log.Warn("a job's record lost writes a client saw (a failover?); giving it a new epoch", "job", w.job, "seen", w.seq)
+	w.refresh(true)
+}
+
+// refresh reads a snapshot in the background, after repairing the record if asked, and
+// starts the watcher from it; events hold meanwhile.
+func (w *watcher) refresh(repair bool) {
+	w.held, w.spilled = nil, false
+	h, seen := w.hub, w.seq
+	h.obs.Resynced()
 	h.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
 		defer cancel()
-		job, err := h.store.Get(ctx, w.job)
+		var err error
+		if repair {
+			_, err = h.store.Regressed(ctx, w.job, seen)
+		}
+		var job *jobs.Job
+		if err == nil {
+			job, err = h.store.Get(ctx, w.job)
+		}
 		if err != nil {
-			h.log.Warn("resync failed; closing the client so it reconnects", "job", w.job, "err", err)
+			code, reason := CloseInternal, "resync failed"
+			if errors.Is(err, jobs.ErrNotFound) {
+				// The job vanished while watched (Redis restarted empty, or someone removed
+				// it): the client is told so, rather than kept at its old progress.
+				code, reason = CloseNotFound, "job not found"
+			} else {
+				h.log.Warn("resync failed; closing the client so it reconnects", "job", w.job, "err", err)
+			}
 			w.mu.Lock()
 			w.done = true
 			w.mu.Unlock()
-			w.sink.Close(CloseInternal, "resync failed")
+			w.sink.Close(code, reason)
 			return
 		}
 		w.start(job)

@@ -34,6 +34,7 @@ var (
 	orange = color.RGBA{R: 230, G: 110, B: 20, A: 255}
 	green  = color.RGBA{R: 44, G: 150, B: 44, A: 255}
 	purple = color.RGBA{R: 130, G: 80, B: 180, A: 255}
+	gray   = color.RGBA{R: 120, G: 120, B: 120, A: 255}
 )
 
 func ms(d time.Duration) float64 { return max(float64(d)/1e6, 0.001) }
@@ -55,32 +56,26 @@ func latencyPoints(rs []Result, q float64) plotter.XYs {
 func (r *Report) WriteChart(path string) error {
 	var row []*plot.Plot
 	if len(r.Initiate) > 0 {
-		var lh, base []Result
-		for _, c := range r.Initiate {
-			lh, base = append(lh, c.Longhaul), append(base, c.Baseline)
-		}
 		row = append(row, latencyPlot("Initiate: latency against load", "jobs/s", []series{
-			{"POST initiate p99", false, blue, latencyPoints(lh, 0.99)},
-			{"POST initiate p50", true, blue, latencyPoints(lh, 0.5)},
-			{"asynq enqueue p99", false, orange, latencyPoints(base, 0.99)},
-			{"asynq enqueue p50", true, orange, latencyPoints(base, 0.5)},
+			{"longhaul p99", false, blue, latencyPoints(resultsOf(r.Initiate, keyLonghaul), 0.99)},
+			{"longhaul p50", true, blue, latencyPoints(resultsOf(r.Initiate, keyLonghaul), 0.5)},
+			{"Gin + asynq p99", false, green, latencyPoints(resultsOf(r.Initiate, keyGin), 0.99)},
+			{"Node + BullMQ p99", false, purple, latencyPoints(resultsOf(r.Initiate, keyNode), 0.99)},
+			{"raw asynq enqueue p99", false, orange, latencyPoints(resultsOf(r.Initiate, keyAsynq), 0.99)},
 		}))
 	}
 	if len(r.Status) > 0 {
-		var ok, nm, raw []Result
-		for _, s := range r.Status {
-			ok, nm, raw = append(ok, s.OK.Longhaul), append(nm, s.NotChanged.Longhaul), append(raw, s.OK.Baseline)
-		}
 		row = append(row, latencyPlot("Status: latency against load", "reads/s", []series{
-			{"GET status 200 p99", false, blue, latencyPoints(ok, 0.99)},
-			{"GET status 200 p50", true, blue, latencyPoints(ok, 0.5)},
-			{"GET status 304 p99", false, green, latencyPoints(nm, 0.99)},
-			{"raw HGETALL p99", false, orange, latencyPoints(raw, 0.99)},
-			{"raw HGETALL p50", true, orange, latencyPoints(raw, 0.5)},
+			{"longhaul 200 p99", false, blue, latencyPoints(resultsOf(r.Status, keyStatus200), 0.99)},
+			{"longhaul 200 p50", true, blue, latencyPoints(resultsOf(r.Status, keyStatus200), 0.5)},
+			{"longhaul 304 p99", false, gray, latencyPoints(resultsOf(r.Status, keyStatus304), 0.99)},
+			{"Gin + asynq p99", false, green, latencyPoints(resultsOf(r.Status, keyGin), 0.99)},
+			{"Node + BullMQ p99", false, purple, latencyPoints(resultsOf(r.Status, keyNode), 0.99)},
+			{"raw HGETALL p99", false, orange, latencyPoints(resultsOf(r.Status, keyHGetAll), 0.99)},
 		}))
 	}
-	if f := r.Fanout; f != nil && f.Latency.N > 0 {
-		row = append(row, fanoutPlot(f))
+	if p := r.fanoutPlot(); p != nil {
+		row = append(row, p)
 	}
 	if len(row) == 0 {
 		return fmt.Errorf("nothing to chart")
@@ -103,6 +98,17 @@ func (r *Report) WriteChart(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// resultsOf is the load key at each level of clients.
+func resultsOf(rows []RequestRow, key string) []Result {
+	var out []Result
+	for _, row := range rows {
+		if res, ok := row.Get(key); ok {
+			out = append(out, res)
+		}
+	}
+	return out
 }
 
 // latencyPlot draws series of latency (ms, log scale) against a rate (log scale).
@@ -148,42 +154,61 @@ func latencyPlot(title, xLabel string, ss []series) *plot.Plot {
 	return p
 }
 
-// fanoutPlot draws the fan-out's delivery latency at its quantiles.
-func fanoutPlot(f *FanoutResult) *plot.Plot {
+// fanoutPlot draws the fan-outs' delivery latency at its quantiles, beside the plain
+// Redis subscriber's in longhaul's run; nil when no fan-out delivered anything.
+func (r *Report) fanoutPlot() *plot.Plot {
+	type curve struct {
+		name  string
+		hist  Hist
+		color color.Color
+	}
+	var curves []curve
+	if f := r.fanoutOf(keyLonghaul); f != nil {
+		curves = append(curves, curve{fmt.Sprintf("longhaul, %d clients", f.Conns), f.Latency, blue},
+			curve{"plain Redis subscriber", f.Raw, orange})
+	}
+	if f := r.fanoutOf(keyNode); f != nil {
+		curves = append(curves, curve{fmt.Sprintf("Node + ws, %d clients", f.Conns), f.Latency, purple})
+	}
+	if f := r.Scale; f != nil {
+		curves = append(curves, curve{fmt.Sprintf("longhaul, %d clients", f.Conns), f.Latency, green})
+	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Fan-out: %d clients, %.0f events/s", f.Conns, f.UpdateRate())
+	p.Title.Text = "Fan-out: delivery latency"
 	p.X.Label.Text = "share of deliveries at or below, %"
 	p.Y.Label.Text = "UpdateFile to reader, ms (log)"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Add(plotter.NewGrid())
-	for _, h := range []struct {
-		name  string
-		hist  *Hist
-		color color.Color
-	}{{"to WebSocket clients", &f.Latency, blue}, {"to a plain Redis subscriber", &f.Raw, orange}} {
-		if h.hist.N == 0 {
+	top, drawn := 50.0, false
+	for _, c := range curves {
+		if c.hist.N == 0 {
 			continue
 		}
 		var pts plotter.XYs
 		for _, q := range []float64{0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 0.999} {
-			pts = append(pts, plotter.XY{X: q * 100, Y: ms(h.hist.Quantile(q))})
+			pts = append(pts, plotter.XY{X: q * 100, Y: ms(c.hist.Quantile(q))})
 		}
-		pts = append(pts, plotter.XY{X: 100, Y: ms(time.Duration(h.hist.Max))})
+		pts = append(pts, plotter.XY{X: 100, Y: ms(time.Duration(c.hist.Max))})
 		l, s, err := plotter.NewLinePoints(pts)
-		if err == nil {
-			l.Color, s.Color, l.Width = h.color, h.color, vg.Points(1.5)
-			p.Add(l, s)
-			p.Legend.Add(h.name, l, s)
+		if err != nil {
+			continue
 		}
+		l.Color, s.Color, l.Width = c.color, c.color, vg.Points(1.5)
+		p.Add(l, s)
+		p.Legend.Add(c.name, l, s)
+		top, drawn = max(top, ms(time.Duration(c.hist.Max))), true
+	}
+	if !drawn {
+		return nil
 	}
 	target, err := plotter.NewLine(plotter.XYs{{X: 10, Y: 50}, {X: 100, Y: 50}})
 	if err == nil {
-		target.Color, target.Dashes = purple, []vg.Length{vg.Points(4), vg.Points(3)}
+		target.Color, target.Dashes = gray, []vg.Length{vg.Points(4), vg.Points(3)}
 		p.Add(target)
 		p.Legend.Add("p99 target, 50 ms", target)
 	}
-	p.Y.Max = max(ms(time.Duration(f.Latency.Max)), ms(time.Duration(f.Raw.Max)), 50) * 12
+	p.Y.Max = top * 12
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), -vg.Points(14)
 	p.Legend.TextStyle.Font.Size = vg.Points(8)

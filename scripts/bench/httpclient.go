@@ -16,9 +16,10 @@ import (
 // rawHTTP is a minimal HTTP/1.1 keep-alive client: one connection per load client, the
 // request written in one write, the response read with one buffered reader. It plays the
 // part wrk plays in C: on a 2-core machine shared by client and server, net/http's client
-// (two goroutines per connection, a hand-off per request) costs about as much CPU as the
-// server it measures, and every microsecond it takes is one the server does not get. Its
-// own cost is still reported, as the "clients" CPU of each load.
+// (two goroutines per connection, a hand-off per request, headers and body in two writes)
+// costs three times as much CPU per request, and every microsecond it takes is one the
+// server does not get (compare with -client net/http). Its own cost is still reported: it
+// runs in a process of its own, the HTTP load client, whose CPU is read from /proc.
 type rawHTTP struct {
 	addr string
 	mu   sync.Mutex

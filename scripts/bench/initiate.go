@@ -4,29 +4,53 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/tasks"
 )
 
-// Compared is one load of longhaul beside its baseline, at one level of clients.
-type Compared struct {
-	Clients  int
-	Longhaul Result
-	Baseline Result
+// RequestRow is the loads of a request stage (initiate, status) at one level of clients,
+// longhaul's first.
+type RequestRow struct {
+	Clients int
+	Results []Result
 }
 
-// Ratio is longhaul's rate over the baseline's.
-func (c Compared) Ratio() float64 {
-	if c.Baseline.Rate() == 0 {
+// Get is the result of the load key, if it ran.
+func (r RequestRow) Get(key string) (Result, bool) {
+	for _, res := range r.Results {
+		if res.Key == key {
+			return res, true
+		}
+	}
+	return Result{}, false
+}
+
+// Ratio is the rate of load a over that of load b; 0 when either did not run.
+func (r RequestRow) Ratio(a, b string) float64 {
+	ra, okA := r.Get(a)
+	rb, okB := r.Get(b)
+	if !okA || !okB || rb.Rate() == 0 {
 		return 0
 	}
-	return c.Longhaul.Rate() / c.Baseline.Rate()
+	return ra.Rate() / rb.Rate()
 }
+
+// summary is the row as one log line: each load's rate and p99.
+func (r RequestRow) summary() string {
+	parts := make([]string, len(r.Results))
+	for i, res := range r.Results {
+		parts[i] = fmt.Sprintf("%s %.0f/s p99 %v", res.Key, res.Rate(), res.Lat.Quantile(0.99))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// keyAsynq is the raw enqueue of the initiate stage: the Redis work under every server's
+// initiate, with no HTTP at all.
+const keyAsynq = "asynq"
 
 // taskOptions are the task options of the API processes the benchmark runs: a file time of
 // 0 and longhaul's defaults otherwise.
@@ -35,8 +59,20 @@ var taskOptions = tasks.Options{FileConcurrency: 4, Retention: 24 * time.Hour}
 // initiateBody is the request of every initiation: the two ids of the README's example.
 var initiateBody = []byte(`{"file_ids": [70000, 70007]}`)
 
-// runInitiate measures POST /v1/download/initiate beside asynq.Client.EnqueueContext of
-// the same task, at each level of clients.
+// minInitiateBody is the least an accepted initiation answers: {"job_id":"..."} with an id
+// of 29 characters (longhaul's) or 36 (the peers' UUIDs), so 42 bytes and more.
+const minInitiateBody = 40
+
+// initiateSpec is POST /v1/download/initiate with initiateBody, answered 202 with a job id.
+var initiateSpec = loadSpec{
+	Requests: []httpRequest{{Method: http.MethodPost, Path: "/v1/download/initiate",
+		Header: "Content-Type: application/json\r\n", Body: initiateBody}},
+	Want: http.StatusAccepted, MinBody: minInitiateBody,
+}
+
+// runInitiate measures POST /v1/download/initiate of longhaul, of the Gin peer and of the
+// Node peer, all on one Redis and from the same HTTP client process, beside a raw
+// asynq.Client.EnqueueContext of longhaul's task, at each level of clients.
 func (b *bench) runInitiate(ctx context.Context, rep *Report) error {
 	r, err := b.newRig(ctx, "initiate")
 	if err != nil {
@@ -47,97 +83,43 @@ func (b *bench) runInitiate(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	queue := asynq.NewClientFromRedisClient(r.rdb)
-	cpu := meterOf(lh, r.redis)
-	client, err := newRawHTTP(lh.URL)
+	peers, err := r.peers(ctx)
+	if err != nil {
+		return err
+	}
+	client, err := r.httpLoad()
 	if err != nil {
 		return err
 	}
 	defer client.close()
-
-	post := func(ctx context.Context, _ int) error {
-		return postInitiate(ctx, client)
-	}
+	queue := asynq.NewClientFromRedisClient(r.rdb)
 	enqueue := func(ctx context.Context, _ int) error {
-		task, err := tasks.NewDownloadTask(jobs.NewID(), 2, taskOptions)
+		task, err := tasks.NewDownloadTask(tasks.DownloadPayload{JobID: jobs.NewID()}, 2, taskOptions)
 		if err != nil {
 			return err
 		}
 		_, err = queue.EnqueueContext(ctx, task)
 		return err
 	}
+	loads := []load{r.httpLoadOf(keyLonghaul, lh.server(), client, initiateSpec)}
+	for _, p := range peers {
+		loads = append(loads, r.httpLoadOf(p.Key, p, client, initiateSpec))
+	}
+	loads = append(loads, inProcess(keyAsynq, "asynq EnqueueContext", enqueue))
 	for _, n := range b.plan.Clients {
-		c := Compared{Clients: n}
-		c.Longhaul, c.Baseline, err = b.alternate(ctx, n,
-			named{"POST /v1/download/initiate", post}, named{"asynq EnqueueContext", enqueue},
-			lh, cpu, fmt.Sprintf("initiate-%d.cpu.pprof", n))
+		results, err := b.compare(ctx, r, client, n, loads, fmt.Sprintf("initiate-%d.cpu.pprof", n))
 		if err != nil {
 			return err
 		}
-		b.logf("  initiate x%d: %.0f/s p99 %v; asynq %.0f/s p99 %v", n, c.Longhaul.Rate(),
-			c.Longhaul.Lat.Quantile(0.99), c.Baseline.Rate(), c.Baseline.Lat.Quantile(0.99))
-		rep.Initiate = append(rep.Initiate, c)
+		row := RequestRow{Clients: n, Results: results}
+		b.logf("  initiate x%d: %s", n, row.summary())
+		rep.Initiate = append(rep.Initiate, row)
 	}
 	return nil
 }
 
-// named is an operation with the name the report gives it.
-type named struct {
-	name string
-	op   Op
-}
-
-// alternate measures a and base with n clients: a warm-up of each, then rounds that take
-// turns at going first, so that a change of the machine's load hits both alike. The rounds
-// are summed up. When profiling, the longhaul process lh is profiled through a's rounds.
-func (b *bench) alternate(ctx context.Context, n int, a, base named, lh *longhaul, cpu *cpuMeter, profile string) (Result, Result, error) {
-	closedLoop(ctx, a.name, n, b.plan.Warmup, a.op)
-	closedLoop(ctx, base.name, n, b.plan.Warmup, base.op)
-	ra, rb := Result{Name: a.name, Clients: n}, Result{Name: base.name, Clients: n}
-	for round := range b.plan.Rounds {
-		measureA := func() {
-			wait := b.profileDuring(ctx, lh, b.plan.Duration, fmt.Sprintf("r%d-%s", round, profile))
-			used := cpu.start()
-			r := closedLoop(ctx, a.name, n, b.plan.Duration, a.op)
-			r.CPU = used()
-			ra.Add(r)
-			if err := wait(); err != nil {
-				b.logf("  profile: %v", err)
-			}
-		}
-		measureB := func() {
-			used := cpu.start()
-			r := closedLoop(ctx, base.name, n, b.plan.Duration, base.op)
-			r.CPU = used()
-			rb.Add(r)
-		}
-		if round%2 == 0 {
-			measureA()
-			measureB()
-		} else {
-			measureB()
-			measureA()
-		}
-	}
-	if err := ra.Err(); err != nil {
-		return ra, rb, err
-	}
-	return ra, rb, rb.Err()
-}
-
-func postInitiate(ctx context.Context, client *rawHTTP) error {
-	status, n, err := client.do(ctx, http.MethodPost, "/v1/download/initiate", "Content-Type: application/json\r\n", initiateBody)
-	if err != nil {
-		return err
-	}
-	if status != http.StatusAccepted || n < 100 {
-		return fmt.Errorf("initiate answered %d with %d bytes", status, n)
-	}
-	return nil
-}
-
-// newHTTPClient keeps a connection per client alive, so that the loads measure requests,
-// not TCP handshakes.
+// newHTTPClient keeps a connection per client alive, for the few requests the benchmark
+// makes outside its loads.
 func newHTTPClient(conns int) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
@@ -148,22 +130,4 @@ func newHTTPClient(conns int) *http.Client {
 			ForceAttemptHTTP2:   false,
 		},
 	}
-}
-
-func maxOf(xs []int) int {
-	m := 0
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	return m
-}
-
-// meterOf meters the API process, Redis and the benchmark process itself, whose clients
-// drive the load.
-func meterOf(lh *longhaul, rs *devbin.Redis) *cpuMeter {
-	m := &cpuMeter{}
-	m.add("api", lh.PID())
-	m.add("redis", rs.Process().PID())
-	m.add("bench", os.Getpid())
-	return m
 }

@@ -1,15 +1,21 @@
-// Command bench measures longhaul beside the Asynq and Redis it is built on, in one run on
-// one machine: job initiation over HTTP beside raw asynq enqueues, status reads beside raw
-// HGETALLs, WebSocket fan-out to thousands of clients, the worker path beside no-op asynq
-// tasks, and whole jobs end to end. It starts its own redis-server processes, builds the
-// longhaul binary and runs it as real child processes, and re-executes itself for the
-// WebSocket client processes and the no-op asynq worker. From the repository root (it is a
-// package of the tooling's module, scripts/; relative paths are taken from there):
+// Command bench measures longhaul beside what its users would run instead, in one run on one
+// machine: the Gin peer (Gin and asynq, hand-written) and the Node peer (the original demo's
+// Hono, BullMQ and ws) of peers/, started as their own processes on the same Redis and
+// driven by the same HTTP and WebSocket clients. It measures job initiation and status
+// reads, beside the raw Redis operations under them; WebSocket fan-out to thousands of
+// clients, and to tens of thousands on one API; thousands of watchers of one big job; a
+// reconnect storm after an API restart; memory after connections close; the worker path
+// beside no-op asynq tasks; and whole jobs end to end. It starts its own redis-server
+// processes, builds the longhaul binary and the Gin peer, installs the Node peer's packages
+// (peers/node/install.sh), and re-executes itself for its client processes (HTTP load,
+// WebSocket clients) and the no-op asynq worker. From the repository root (it is a package
+// of the tooling's module, scripts/; relative paths are taken from there):
 //
-//	go -C scripts run ./bench                               the full benchmark (a few minutes on 2 cores)
+//	go -C scripts run ./bench                               the full benchmark (about 10 minutes on 2 cores)
 //	go -C scripts run ./bench -out ../docs/benchmarks.md    ... and write the report with its chart
 //	go -C scripts run ./bench -quick                        a tiny version, seconds, for tests
 //	go -C scripts run ./bench -profile /tmp/prof            ... and save pprof profiles of longhaul's processes
+//	go -C scripts run ./bench -client net/http              ... the HTTP loads from Go's net/http client instead of the benchmark's
 package main
 
 import (
@@ -50,6 +56,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return fanoutClientMain(ctx, args[1:], stdin, stdout)
 		case cmdNoopWorker:
 			return noopWorkerMain(ctx, args[1:], stdout)
+		case cmdHTTPLoad:
+			return httpLoadMain(ctx, args[1:], stdin, stdout)
 		}
 	}
 	return run(ctx, args, stdout, stderr)
@@ -73,6 +81,9 @@ type Options struct {
 	// Render, when set, reads results saved by an earlier run and writes its report to Out
 	// without measuring anything: for a report whose findings were edited since.
 	Render string
+	// Client is the HTTP client of the request loads: clientRaw, the benchmark's own (the
+	// default when empty), or clientNetHTTP, Go's, to compare the two.
+	Client string
 	// Only limits the run to the named stages (comma-separated); empty runs them all.
 	Only string
 	// Work is the directory for Redis data, logs and produced files; empty uses a
@@ -95,11 +106,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Render, "render", "", "write -out from results saved by -results, measuring nothing")
 	fs.StringVar(&o.Only, "only", "", "comma-separated stages to run: "+strings.Join(stageNames(), ","))
 	fs.StringVar(&o.Work, "work", "", "working directory (default: a temporary one)")
+	fs.StringVar(&o.Client, "client", clientRaw, "the HTTP client of the request loads: "+clientRaw+" (the benchmark's own) or "+clientNetHTTP)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.Client != clientRaw && o.Client != clientNetHTTP {
+		return fmt.Errorf("-client %q: want %s or %s", o.Client, clientRaw, clientNetHTTP)
 	}
 	for name := range strings.SplitSeq(o.Only, ",") {
 		if name = strings.TrimSpace(name); name != "" && !slices.Contains(stageNames(), name) {
@@ -162,7 +177,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Quick {
 		b.plan = quickPlan
 	}
-	if _, err := raiseFileLimit(); err != nil {
+	var err error
+	if b.fileLimit, err = raiseFileLimit(uint64(b.plan.Scale.Conns) + 4096); err != nil {
 		return nil, fmt.Errorf("raise the open-files limit: %w", err)
 	}
 	if err := b.prepare(ctx); err != nil {
@@ -195,6 +211,10 @@ var stages = []stage{
 	{"initiate", (*bench).runInitiate},
 	{"status", (*bench).runStatus},
 	{"fanout", (*bench).runFanout},
+	{"scale", (*bench).runScale},
+	{"watchers", (*bench).runWatchers},
+	{"storm", (*bench).runStorm},
+	{"afterclose", (*bench).runAfterClose},
 	{"worker", (*bench).runWorkerPath},
 	{"e2e", (*bench).runEndToEnd},
 }
@@ -217,6 +237,13 @@ type bench struct {
 	self string // this program, for its child processes
 	work string
 	temp bool // work is ours to remove
+
+	ginBin string // the Gin peer's binary
+	nodeOK bool   // the Node peer is installed and measured
+	// fileLimit is the open-files limit of this process and of those it starts.
+	fileLimit uint64
+	// sources counts the loopback source addresses given to client processes so far.
+	sources int
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -224,6 +251,14 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 func (b *bench) profiling() bool { return b.opts.Profile != "" }
+
+// client is the HTTP client the request loads use.
+func (b *bench) client() string {
+	if b.opts.Client == "" {
+		return clientRaw
+	}
+	return b.opts.Client
+}
 
 func (b *bench) selected(name string) bool {
 	if b.opts.Only == "" {
@@ -269,7 +304,7 @@ func (b *bench) prepare(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return b.preparePeers(ctx)
 }
 
 func (b *bench) cleanup() {

@@ -6,7 +6,7 @@ import "time"
 type Plan struct {
 	// Clients are the levels of concurrent clients of the initiate and status loads.
 	Clients []int
-	// Duration is one round of one load; Rounds alternate longhaul and its baseline.
+	// Duration is one round of one load; Rounds take turns at which load goes first.
 	Duration time.Duration
 	Rounds   int
 	// Warmup runs each load once, unmeasured, before its rounds.
@@ -15,12 +15,19 @@ type Plan struct {
 	// StatusJobs are the jobs the status loads read, round robin.
 	StatusJobs int
 
-	// FanConns WebSocket clients in FanProcs processes watch FanJobs running jobs, while
-	// FanRate events per second go through the store for FanDuration.
-	FanConns, FanProcs, FanJobs, FanRate int
-	FanDuration                          time.Duration
-	// FanIdle is how long the connected clients stay idle before the RSS is read.
-	FanIdle time.Duration
+	// Fan is the fan-out of longhaul and of the Node peer; Scale the same on one longhaul
+	// API with many more clients; Watchers thousands of clients of one big running job.
+	Fan, Scale, Watchers FanPlan
+
+	// StormConns clients watch StormJobs running jobs; the API restarts and they reconnect
+	// within StormSpread, while StormRate events per second go on.
+	StormConns, StormJobs, StormRate int
+	StormSpread                      time.Duration
+
+	// AfterCloseConns connections open and close, and the API's RSS is read for
+	// AfterCloseWait after.
+	AfterCloseConns int
+	AfterCloseWait  time.Duration
 
 	// FilesPerJob is the size of the jobs of the worker path and end to end.
 	FilesPerJob int
@@ -35,19 +42,36 @@ type Plan struct {
 	E2ESingles int
 }
 
-// fullPlan is `make bench`: the sizes of the issue, within 10 minutes on 2 cores.
+// FanPlan sizes one fan-out: Conns WebSocket clients watch Jobs running jobs of Files
+// files each, while Rate events per second go through the store for Duration.
+type FanPlan struct {
+	Conns, Jobs, Files, Rate int
+	Duration                 time.Duration
+	// Idle is how long the connected clients stay idle before the RSS is read.
+	Idle time.Duration
+}
+
+// connsPerClientProcess is the most WebSocket clients one client process holds: one
+// loopback source address each, well within its ports and its file limit.
+const connsPerClientProcess = 10_000
+
+// fullPlan is `make bench`: within about 10 minutes on 2 cores.
 var fullPlan = Plan{
-	Clients:           []int{1, 8, 64},
-	Duration:          2 * time.Second,
-	Rounds:            2,
-	Warmup:            500 * time.Millisecond,
-	StatusJobs:        64,
-	FanConns:          10000,
-	FanProcs:          2,
-	FanJobs:           1000,
-	FanRate:           2000,
-	FanDuration:       20 * time.Second,
-	FanIdle:           5 * time.Second,
+	Clients:         []int{1, 8, 64},
+	Duration:        2 * time.Second,
+	Rounds:          2,
+	Warmup:          500 * time.Millisecond,
+	StatusJobs:      64,
+	Fan:             FanPlan{Conns: 10_000, Jobs: 1000, Files: 4, Rate: 2000, Duration: 20 * time.Second, Idle: 5 * time.Second},
+	Scale:           FanPlan{Conns: 50_000, Jobs: 1000, Files: 4, Rate: 400, Duration: 10 * time.Second, Idle: 5 * time.Second},
+	Watchers:        FanPlan{Conns: 5000, Jobs: 1, Files: 1000, Rate: 2, Duration: 20 * time.Second, Idle: 5 * time.Second},
+	StormConns:      10_000,
+	StormJobs:       100,
+	StormRate:       100,
+	StormSpread:     2 * time.Second,
+	AfterCloseConns: 10_000,
+	AfterCloseWait:  60 * time.Second,
+
 	FilesPerJob:       4,
 	WorkerJobs:        1000,
 	NoopTasks:         10000,
@@ -58,19 +82,23 @@ var fullPlan = Plan{
 	E2ESingles:        10,
 }
 
-// quickPlan is the tiny version that the tests run: every stage, a few seconds in all.
+// quickPlan is the tiny version that the tests run: every stage, in seconds.
 var quickPlan = Plan{
-	Clients:           []int{1, 8},
-	Duration:          100 * time.Millisecond,
-	Rounds:            1,
-	Warmup:            20 * time.Millisecond,
-	StatusJobs:        4,
-	FanConns:          40,
-	FanProcs:          2,
-	FanJobs:           10,
-	FanRate:           200,
-	FanDuration:       time.Second,
-	FanIdle:           100 * time.Millisecond,
+	Clients:         []int{1, 8},
+	Duration:        100 * time.Millisecond,
+	Rounds:          1,
+	Warmup:          20 * time.Millisecond,
+	StatusJobs:      4,
+	Fan:             FanPlan{Conns: 40, Jobs: 10, Files: 4, Rate: 200, Duration: time.Second, Idle: 100 * time.Millisecond},
+	Scale:           FanPlan{Conns: 60, Jobs: 10, Files: 4, Rate: 100, Duration: 500 * time.Millisecond, Idle: 100 * time.Millisecond},
+	Watchers:        FanPlan{Conns: 20, Jobs: 1, Files: 50, Rate: 2, Duration: time.Second, Idle: 100 * time.Millisecond},
+	StormConns:      40,
+	StormJobs:       4,
+	StormRate:       20,
+	StormSpread:     200 * time.Millisecond,
+	AfterCloseConns: 40,
+	AfterCloseWait:  time.Second,
+
 	FilesPerJob:       4,
 	WorkerJobs:        20,
 	NoopTasks:         100,

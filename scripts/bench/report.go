@@ -26,16 +26,25 @@ type Report struct {
 	Took    time.Duration
 	// Binary says which longhaul was measured.
 	Binary string
+	// Client is the HTTP client of the request loads (clientRaw or clientNetHTTP).
+	Client string
 
-	Initiate []Compared
-	Status   []StatusRow
-	Fanout   *FanoutResult
-	Worker   *WorkerResult
-	E2E      []E2EResult
+	Initiate []RequestRow
+	Status   []RequestRow
+	// Fanout is longhaul's fan-out, then the Node peer's when it ran.
+	Fanout     []*FanoutResult
+	Scale      *FanoutResult
+	Watchers   *FanoutResult
+	Storm      *StormResult
+	AfterClose *AfterCloseResult
+	Worker     *WorkerResult
+	E2E        []E2EResult
 }
 
 func newReport(b *bench) *Report {
 	r := &Report{Quick: b.opts.Quick, Plan: b.plan, Machine: readMachine(b.root), Started: time.Now().UTC()}
+	r.Machine.FileLimit = b.fileLimit
+	r.Client = b.client()
 	r.Binary = "`go build -o bin/longhaul ./cmd/longhaul` at " + r.Machine.Commit
 	switch {
 	case b.opts.Bin != "":
@@ -50,8 +59,10 @@ func newReport(b *bench) *Report {
 
 // Machine describes where the run happened.
 type Machine struct {
-	CPU, Memory, Kernel, Go, Redis, Commit, Load, LoadEnd string
-	Cores                                                 int
+	CPU, Memory, Kernel, Go, Node, Redis, Commit, Load, LoadEnd string
+	Cores                                                       int
+	// FileLimit is the open-files limit the benchmark's processes ran with.
+	FileLimit uint64
 }
 
 func readMachine(root string) Machine {
@@ -74,12 +85,14 @@ func readMachine(root string) Machine {
 	}
 	m.Load = loadAverage()
 	if out, err := exec.Command("redis-server", "--version").Output(); err == nil {
-		f := strings.Fields(string(out))
-		for _, w := range f {
+		for _, w := range strings.Fields(string(out)) {
 			if v, ok := strings.CutPrefix(w, "v="); ok {
 				m.Redis = "redis-server " + v
 			}
 		}
+	}
+	if out, err := exec.Command("node", "--version").Output(); err == nil {
+		m.Node = "Node " + strings.TrimSpace(string(out))
 	}
 	m.Commit = "an unknown commit"
 	if out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
@@ -113,18 +126,28 @@ func fmtDur(d time.Duration) string {
 	}
 }
 
-// cpuCell is the CPU an operation cost each process: API, Redis, and the benchmark process
-// that plays the clients.
-func cpuCell(r Result, api bool) string {
-	us := func(role string) string { return fmt.Sprintf("%.0f", float64(r.CPUPerOp(role))/1e3) }
-	if !api {
-		return fmt.Sprintf("– + %s + %s", us("redis"), us("bench"))
+func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/1e3) }
+
+// cpuCell is the CPU an operation cost: the server, Redis, and the clients (the HTTP
+// client process, or this process for the raw operations).
+func cpuCell(r Result) string {
+	server := "–"
+	if _, ok := r.CPU[roleServer]; ok {
+		server = us(r.CPUPerOp(roleServer))
 	}
-	return fmt.Sprintf("%s + %s + %s", us("api"), us("redis"), us("bench"))
+	return fmt.Sprintf("%s + %s + %s", server, us(r.CPUPerOp(roleRedis)), us(r.ClientCPUPerOp()))
 }
 
 func latCells(h Hist) string {
 	return fmt.Sprintf("%s | %s | %s", fmtDur(h.Quantile(0.5)), fmtDur(h.Quantile(0.99)), fmtDur(time.Duration(h.Max)))
+}
+
+// ratioCell is a ratio, or a dash when there is none.
+func ratioCell(x float64) string {
+	if x == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", x)
 }
 
 func mark(ok bool) string {
@@ -134,38 +157,176 @@ func mark(ok bool) string {
 	return "**missed**"
 }
 
-// Targets are the goals of the issue against what this run measured.
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// fanoutOf is the fan-out of server key, if it ran.
+func (r *Report) fanoutOf(key string) *FanoutResult {
+	for _, f := range r.Fanout {
+		if f.Server == key {
+			return f
+		}
+	}
+	return nil
+}
+
+// only is the command that measures the stages named.
+func only(stages string) string { return "`go -C scripts run ./bench -only " + stages + "`" }
+
+// Targets are the goals set for longhaul against what this run measured, each with the
+// command that measures it.
 func (r *Report) Targets() string {
 	var b strings.Builder
-	b.WriteString("| target | measured | |\n|---|---|---|\n")
+	b.WriteString("| target | measured | | command |\n|---|---|---|---|\n")
+	add := func(stage, target, measured, verdict string) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", target, measured, verdict, only(stage))
+	}
 	if n := len(r.Initiate); n > 0 {
-		c := r.Initiate[n-1]
-		fmt.Fprintf(&b, "| initiate at %d clients: at least 0.5 of raw asynq's rate (0.6 the aim) | %.2f (%.0f vs %.0f jobs/s) | %s |\n",
-			c.Clients, c.Ratio(), c.Longhaul.Rate(), c.Baseline.Rate(), mark(c.Ratio() >= 0.5))
-		p99 := c.Longhaul.Lat.Quantile(0.99)
-		fmt.Fprintf(&b, "| initiate at %d clients: p99 under 10 ms | %s | %s |\n", c.Clients, fmtDur(p99), mark(p99 < 10*time.Millisecond))
+		row := r.Initiate[n-1]
+		lh, _ := row.Get(keyLonghaul)
+		raw, _ := row.Get(keyAsynq)
+		ratio := row.Ratio(keyLonghaul, keyAsynq)
+		add("initiate", fmt.Sprintf("initiate at %d clients: at least 0.5 of raw asynq's rate (0.6 the aim)", row.Clients),
+			fmt.Sprintf("%.2f (%.0f vs %.0f jobs/s)", ratio, lh.Rate(), raw.Rate()), mark(ratio >= 0.5))
+		p99 := lh.Lat.Quantile(0.99)
+		add("initiate", fmt.Sprintf("initiate at %d clients: p99 under 10 ms", row.Clients), fmtDur(p99), mark(p99 < 10*time.Millisecond))
 	}
-	for _, s := range r.Status {
-		fmt.Fprintf(&b, "| status with %d client(s): at least 0.5 of raw HGETALL's rate | 200: %.2f, 304: %.2f | %s |\n",
-			s.Clients, s.OK.Ratio(), s.NotChanged.Ratio(), mark(s.OK.Ratio() >= 0.5 && s.NotChanged.Ratio() >= 0.5))
+	for _, row := range r.Status {
+		ok, nm := row.Ratio(keyStatus200, keyHGetAll), row.Ratio(keyStatus304, keyHGetAll)
+		add("status", fmt.Sprintf("status with %d client(s): at least 0.5 of raw HGETALL's rate", row.Clients),
+			fmt.Sprintf("200: %.2f, 304: %.2f", ok, nm), mark(ok >= 0.5 && nm >= 0.5))
 	}
-	if f := r.Fanout; f != nil {
+	fanTargets := func(stage, what string, f *FanoutResult) {
 		p99 := f.Latency.Quantile(0.99)
-		fmt.Fprintf(&b, "| fan-out: delivery p99 under 50 ms | %s | %s |\n", fmtDur(p99), mark(p99 < 50*time.Millisecond && f.Latency.N > 0))
-		fmt.Fprintf(&b, "| fan-out: under 16 KiB of API RSS per idle connection | %.1f KiB | %s |\n", f.PerConn()/1024, mark(f.PerConn() < 16<<10))
-		fmt.Fprintf(&b, "| fan-out: every event delivered, in order | %d of %d, %d gaps, %d dropped connections | %s |\n",
-			f.Delivered, f.Expected, f.Gaps, f.Drops, mark(f.Delivered == f.Expected && f.Gaps == 0 && f.Drops == 0))
+		add(stage, what+": delivery p99 under 50 ms", fmtDur(p99), mark(p99 < 50*time.Millisecond && f.Latency.N > 0))
+		add(stage, what+": under 16 KiB of API RSS per idle connection", fmt.Sprintf("%.1f KiB", f.PerConn()/1024), mark(f.PerConn() < 16<<10))
+		add(stage, what+": every event delivered, in order", fmt.Sprintf("%d of %d, %d gaps, %d dropped connections", f.Delivered, f.Expected, f.Gaps, f.Drops),
+			mark(f.AllDelivered()))
+	}
+	if f := r.fanoutOf(keyLonghaul); f != nil {
+		fanTargets("fanout", fmt.Sprintf("fan-out, %d clients", f.Conns), f)
+	}
+	if f := r.Scale; f != nil {
+		add("scale", fmt.Sprintf("fan-out at scale: %d idle connections on one API process", f.Wanted),
+			fmt.Sprintf("%d held (open-files limit %d)", f.Conns, f.FileLimit), mark(f.Conns >= f.Wanted && f.Failed == 0))
+		fanTargets("scale", fmt.Sprintf("fan-out, %d clients", f.Conns), f)
+	}
+	if w := r.Watchers; w != nil {
+		api := w.CPU[roleServer]
+		add("watchers", fmt.Sprintf("%d watchers of one running %d-file job at %d events/s: API under 10 %% of a core", w.Conns, w.Files, w.Rate),
+			fmt.Sprintf("%.3f cores (RSS %.0f MiB)", api, mib(w.RSSLoad)), mark(api < 0.1))
+	}
+	if s := r.Storm; s != nil {
+		all := time.Duration(s.Resync.Max)
+		add("storm", fmt.Sprintf("storm: %d clients of %d jobs reconnect within %s of a restart; every one resynced within 10 s", s.Conns, s.Jobs, fmtDur(s.Spread)),
+			fmt.Sprintf("%d of %d, the last after %s", s.Resynced, s.Lost, fmtDur(all)), mark(s.AllResynced() && all < 10*time.Second))
+		add("storm", "storm: at most one snapshot read per job per seq",
+			fmt.Sprintf("%.2f (%d HGETALLs for %d job states)", s.ReadsPerState(), s.SnapshotReads, s.SnapshotStates),
+			mark(s.SnapshotStates > 0 && s.ReadsPerState() <= 1))
+		p99 := s.Health.Quantile(0.99)
+		add("storm", "storm: `/healthz` p99 under 100 ms", fmt.Sprintf("%s (%d probes, %d failed)", fmtDur(p99), s.Health.N, s.HealthErrors),
+			mark(s.Health.N > 0 && s.HealthErrors == 0 && p99 < 100*time.Millisecond))
+	}
+	if a := r.AfterClose; a != nil && len(a.Samples) > 0 {
+		end := a.Samples[len(a.Samples)-1]
+		add("afterclose", fmt.Sprintf("API memory %s after %d connections closed: within 1.5 times the idle process's", fmtDur(end.After), a.Conns),
+			fmt.Sprintf("%.2f (%.1f vs %.1f MiB)", a.Ratio(), mib(end.RSS), mib(a.RSSIdle)), mark(a.Ratio() <= 1.5))
 	}
 	if w := r.Worker; w != nil && w.NoopRate() > 0 {
-		fmt.Fprintf(&b, "| worker path: files/s over asynq's no-op tasks/s (no target) | %.2f (%.0f vs %.0f) | |\n",
-			w.FileRate()/w.NoopRate(), w.FileRate(), w.NoopRate())
+		add("worker", "worker path: files/s over asynq's no-op tasks/s (no target)",
+			fmt.Sprintf("%.2f (%.0f vs %.0f)", w.FileRate()/w.NoopRate(), w.FileRate(), w.NoopRate()), "")
 	}
 	for _, e := range r.E2E {
-		fmt.Fprintf(&b, "| end to end, %d worker process(es): %d jobs of %d files (no target) | %s, %.0f jobs/s | |\n",
-			e.Workers, e.Jobs, e.FilesPerJob, fmtDur(e.Took), e.JobRate())
+		add("e2e", fmt.Sprintf("end to end, %d worker process(es): %d jobs of %d files (no target)", e.Workers, e.Jobs, e.FilesPerJob),
+			fmt.Sprintf("%s, %.0f jobs/s", fmtDur(e.Took), e.JobRate()), "")
 	}
 	return b.String()
 }
+
+// Peers is longhaul beside the two peers, at a glance: each figure with longhaul's over
+// the peer's.
+func (r *Report) Peers() string {
+	var b strings.Builder
+	b.WriteString("| measure | clients | longhaul | Gin + asynq | Node + BullMQ | longhaul ÷ Gin | longhaul ÷ Node | command |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
+	num := func(x float64) string {
+		if x == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f", x)
+	}
+	div := func(a, c float64) string {
+		if a == 0 || c == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", a/c)
+	}
+	line := func(stage, what string, clients int, lh, gin, node float64) {
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", what, clients, num(lh), num(gin), num(node), div(lh, gin), div(lh, node), only(stage))
+	}
+	rate := func(row RequestRow, key string) float64 { res, _ := row.Get(key); return res.Rate() }
+	serverCPU := func(row RequestRow, key string) float64 {
+		res, _ := row.Get(key)
+		return float64(res.CPUPerOp(roleServer, roleRedis)) / 1e3
+	}
+	for _, row := range r.Initiate {
+		line("initiate", "initiate, jobs/s", row.Clients, rate(row, keyLonghaul), rate(row, keyGin), rate(row, keyNode))
+	}
+	for _, row := range r.Initiate {
+		line("initiate", "initiate, CPU µs/op of server + Redis", row.Clients, serverCPU(row, keyLonghaul), serverCPU(row, keyGin), serverCPU(row, keyNode))
+	}
+	for _, row := range r.Status {
+		line("status", "status 200, reads/s", row.Clients, rate(row, keyStatus200), rate(row, keyGin), rate(row, keyNode))
+		line("status", "status: longhaul's 304 beside the peers' 200, reads/s", row.Clients, rate(row, keyStatus304), rate(row, keyGin), rate(row, keyNode))
+	}
+	for _, row := range r.Status {
+		line("status", "status 200, CPU µs/op of server + Redis", row.Clients, serverCPU(row, keyStatus200), serverCPU(row, keyGin), serverCPU(row, keyNode))
+	}
+	lh, node := r.fanoutOf(keyLonghaul), r.fanoutOf(keyNode)
+	if lh != nil {
+		if node == nil {
+			node = &FanoutResult{}
+		}
+		cmd := only("fanout")
+		fmt.Fprintf(&b, "| fan-out: server RSS per idle WebSocket, KiB | %d | %.1f | no WebSocket | %.1f | | %s | %s |\n",
+			lh.Conns, lh.PerConn()/1024, node.PerConn()/1024, div(lh.PerConn(), node.PerConn()), cmd)
+		ms := func(f *FanoutResult, q float64) float64 { return float64(f.Latency.Quantile(q)) / 1e6 }
+		fmt.Fprintf(&b, "| fan-out: delivery p50 / p99, ms | %d | %.2f / %.1f | no WebSocket | %.2f / %.1f | | %s / %s | %s |\n",
+			lh.Conns, ms(lh, 0.5), ms(lh, 0.99), ms(node, 0.5), ms(node, 0.99), div(ms(lh, 0.5), ms(node, 0.5)), div(ms(lh, 0.99), ms(node, 0.99)), cmd)
+		fmt.Fprintf(&b, "| fan-out: server CPU at %d events/s, cores | %d | %.2f | no WebSocket | %.2f | | %s | %s |\n",
+			lh.Rate, lh.Conns, lh.CPU[roleServer], node.CPU[roleServer], div(lh.CPU[roleServer], node.CPU[roleServer]), cmd)
+	}
+	return b.String()
+}
+
+// requestTable is the rows of a request stage: every load at every level of clients, each
+// with its rate over the rate of longhaul's load vs.
+func requestTable(b *strings.Builder, head, unit string, rows []RequestRow, vs string, labels map[string]string) {
+	fmt.Fprintf(b, "\n%s\n\n| clients | server and operation | %s | p50 | p99 | max | %s ÷ this | CPU µs/op: server + Redis + clients | others, cores |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+		head, unit, labels[vs])
+	for _, row := range rows {
+		for _, res := range row.Results {
+			fmt.Fprintf(b, "| %d | %s | %.0f | %s | %s | %s | %.2f |\n", row.Clients, labels[res.Key], res.Rate(), latCells(res.Lat),
+				ratioCell(row.Ratio(vs, res.Key)), cpuCell(res), res.OthersCores())
+		}
+	}
+}
+
+// initiateLabels and statusLabels name the loads in the report.
+var (
+	initiateLabels = map[string]string{
+		keyLonghaul: "longhaul `POST /v1/download/initiate`",
+		keyGin:      "Gin + asynq, the same request",
+		keyNode:     "Node + BullMQ, the same request",
+		keyAsynq:    "raw `asynq.Client.EnqueueContext`, no HTTP",
+	}
+	statusLabels = map[string]string{
+		keyStatus200: "longhaul `GET /v1/download/status/{id}` → 200",
+		keyStatus304: "longhaul, with `If-None-Match` → 304",
+		keyGin:       "Gin + asynq → 200 (one HGETALL)",
+		keyNode:      "Node + BullMQ → 200 (`queue.getJob`)",
+		keyHGetAll:   "raw `HGETALL` of the record, no HTTP",
+		keyHealth:    "longhaul `GET /healthz`: HTTP alone, no Redis",
+	}
+)
 
 // Table is the run's results as Markdown tables.
 func (r *Report) Table() string {
@@ -176,47 +337,29 @@ func (r *Report) Table() string {
 	}
 	fmt.Fprintf(&b, "\nlonghaul benchmark (%s), %s, %d cores, took %s\n\n", kind, r.Started.Format("2006-01-02 15:04 UTC"), r.Machine.Cores, fmtDur(r.Took))
 	b.WriteString(r.Targets())
+	if len(r.Initiate) > 0 || len(r.Status) > 0 || len(r.Fanout) > 0 {
+		b.WriteString("\n**Beside the peers**\n\n" + r.Peers())
+	}
 	if len(r.Initiate) > 0 {
-		b.WriteString("\n**1. Initiate**\n\n| clients | operation | jobs/s | p50 | p99 | max | ratio | CPU µs/op: API + Redis + clients |\n|---:|---|---:|---:|---:|---:|---:|---:|\n")
-		for _, c := range r.Initiate {
-			fmt.Fprintf(&b, "| %d | `POST /v1/download/initiate` | %.0f | %s | %.2f | %s |\n", c.Clients, c.Longhaul.Rate(), latCells(c.Longhaul.Lat), c.Ratio(), cpuCell(c.Longhaul, true))
-			fmt.Fprintf(&b, "| %d | raw `asynq.Client.EnqueueContext` | %.0f | %s | 1 | %s |\n", c.Clients, c.Baseline.Rate(), latCells(c.Baseline.Lat), cpuCell(c.Baseline, false))
-		}
+		requestTable(&b, "**1. Initiate**", "jobs/s", r.Initiate, keyLonghaul, initiateLabels)
 	}
 	if len(r.Status) > 0 {
-		b.WriteString("\n**2. Status**\n\n| clients | operation | reads/s | p50 | p99 | max | ratio | CPU µs/op: API + Redis + clients |\n|---:|---|---:|---:|---:|---:|---:|---:|\n")
-		for _, s := range r.Status {
-			base := s.OK.Baseline
-			base.Add(s.NotChanged.Baseline)
-			fmt.Fprintf(&b, "| %d | `GET /v1/download/status/{id}` → 200 | %.0f | %s | %.2f | %s |\n", s.Clients, s.OK.Longhaul.Rate(), latCells(s.OK.Longhaul.Lat), s.OK.Ratio(), cpuCell(s.OK.Longhaul, true))
-			fmt.Fprintf(&b, "| %d | `GET /v1/download/status/{id}` + `If-None-Match` → 304 | %.0f | %s | %.2f | %s |\n", s.Clients, s.NotChanged.Longhaul.Rate(), latCells(s.NotChanged.Longhaul.Lat), s.NotChanged.Ratio(), cpuCell(s.NotChanged.Longhaul, true))
-			fmt.Fprintf(&b, "| %d | `jobs.Store.Get` (HGETALL + decode, in process) | %.0f | %s | %.2f | %s |\n", s.Clients, s.StoreGet.Rate(), latCells(s.StoreGet.Lat), s.StoreGet.Rate()/base.Rate(), cpuCell(s.StoreGet, false))
-			fmt.Fprintf(&b, "| %d | raw `HGETALL` (both baseline runs) | %.0f | %s | 1 | %s |\n", s.Clients, base.Rate(), latCells(base.Lat), cpuCell(base, false))
-			fmt.Fprintf(&b, "| %d | `GET /healthz`: the API's HTTP floor, no Redis | %.0f | %s | %.2f | %s |\n", s.Clients, s.Health.Rate(), latCells(s.Health.Lat), s.Health.Rate()/base.Rate(), cpuCell(s.Health, true))
-		}
+		requestTable(&b, "**2. Status**", "reads/s", r.Status, keyStatus200, statusLabels)
 	}
-	if f := r.Fanout; f != nil {
-		b.WriteString("\n**3. Fan-out**\n\n| measure | value |\n|---|---:|\n")
-		fmt.Fprintf(&b, "| WebSocket clients (client processes) on one `longhaul api` | %d (%d), %d failed, connected in %s |\n", f.Conns, f.Procs, f.Failed, fmtDur(f.Connect))
-		fmt.Fprintf(&b, "| running jobs watched | %d (%d clients each) |\n", f.Jobs, max(1, (f.Conns+f.Failed)/max(1, f.Jobs)))
-		fmt.Fprintf(&b, "| events through `jobs.Store.UpdateFile` | %d in %s = %.0f/s (asked: %d/s) |\n", f.Updates, fmtDur(f.Took), f.UpdateRate(), f.Rate)
-		fmt.Fprintf(&b, "| `UpdateFile` round trip p50 / p99 / max | %s / %s / %s |\n", fmtDur(f.Update.Quantile(0.5)), fmtDur(f.Update.Quantile(0.99)), fmtDur(time.Duration(f.Update.Max)))
-		fmt.Fprintf(&b, "| deliveries (events × watchers) | %d of %d, %d seq gaps, %d resyncs, %d connections dropped |\n", f.Delivered, f.Expected, f.Gaps, f.Resyncs, f.Drops)
-		fmt.Fprintf(&b, "| **delivery latency, update to WebSocket client: p50 / p99 / max** | **%s / %s / %s** |\n", fmtDur(f.Latency.Quantile(0.5)), fmtDur(f.Latency.Quantile(0.99)), fmtDur(time.Duration(f.Latency.Max)))
-		fmt.Fprintf(&b, "| baseline: update to a plain Redis subscriber in a client process: p50 / p99 / max | %s / %s / %s |\n", fmtDur(f.Raw.Quantile(0.5)), fmtDur(f.Raw.Quantile(0.99)), fmtDur(time.Duration(f.Raw.Max)))
-		fmt.Fprintf(&b, "| API RSS: no client / all idle / most under load | %.1f / %.1f / %.1f MiB |\n", mib(f.RSSBase), mib(f.RSSIdle), mib(f.RSSLoad))
-		fmt.Fprintf(&b, "| **API RSS per idle connection** | **%.1f KiB** |\n", f.PerConn()/1024)
-		fmt.Fprintf(&b, "| CPU while the events flowed: API / clients / Redis / event source | %.2f / %.2f / %.2f / %.2f cores |\n",
-			f.CPU["api"], f.CPU["clients"], f.CPU["redis"], f.CPU["bench"])
+	if len(r.Fanout) > 0 || r.Scale != nil {
+		r.fanoutTable(&b)
+	}
+	if r.Watchers != nil || r.Storm != nil || r.AfterClose != nil {
+		r.liveTables(&b)
 	}
 	if w := r.Worker; w != nil {
-		b.WriteString("\n**4. Worker path**\n\n| operation | count | took | rate | ratio |\n|---|---:|---:|---:|---:|\n")
+		b.WriteString("\n**5. Worker path**\n\n| operation | count | took | rate | ratio |\n|---|---:|---:|---:|---:|\n")
 		fmt.Fprintf(&b, "| `longhaul worker`: jobs of %d files, concurrency %d (worker CPU %.2f cores) | %d files (%d jobs) | %s | %.0f files/s (%.0f jobs/s) | %.2f |\n",
 			w.FilesPerJob, w.Concurrency, w.WorkerCPU, w.Jobs*w.FilesPerJob, w.Jobs, fmtDur(w.Took), w.FileRate(), w.JobRate(), w.FileRate()/w.NoopRate())
 		fmt.Fprintf(&b, "| asynq, no-op handler, concurrency %d, same task | %d tasks | %s | %.0f tasks/s | 1 |\n", w.Concurrency, w.NoopTasks, fmtDur(w.NoopTook), w.NoopRate())
 	}
 	if len(r.E2E) > 0 {
-		b.WriteString("\n**5. End to end**\n\n| workers | jobs × files | first POST → last completed | POSTs alone | jobs/s | files/s | job latency p50 / p99 / max | one job at a time: p50 / max |\n|---:|---|---:|---:|---:|---:|---|---|\n")
+		b.WriteString("\n**6. End to end**\n\n| workers | jobs × files | first POST → last completed | POSTs alone | jobs/s | files/s | job latency p50 / p99 / max | one job at a time: p50 / max |\n|---:|---|---:|---:|---:|---:|---|---|\n")
 		for _, e := range r.E2E {
 			fmt.Fprintf(&b, "| %d | %d × %d | %s | %s | %.0f | %.0f | %s / %s / %s | %s / %s (%d jobs) |\n", e.Workers, e.Jobs, e.FilesPerJob, fmtDur(e.Took), fmtDur(e.Posting),
 				e.JobRate(), e.FileRate(), fmtDur(e.JobLatency.Quantile(0.5)), fmtDur(e.JobLatency.Quantile(0.99)), fmtDur(time.Duration(e.JobLatency.Max)),
@@ -226,7 +369,104 @@ func (r *Report) Table() string {
 	return b.String()
 }
 
-func mib(n int64) float64 { return float64(n) / (1 << 20) }
+// fanoutTable is the fan-out of longhaul, the Node peer and longhaul at scale, side by side.
+func (r *Report) fanoutTable(b *strings.Builder) {
+	var runs []*FanoutResult
+	var heads []string
+	for _, f := range r.Fanout {
+		runs, heads = append(runs, f), append(heads, serverTitle(f.Server))
+	}
+	if f := r.Scale; f != nil {
+		runs, heads = append(runs, f), append(heads, "longhaul at scale")
+	}
+	b.WriteString("\n**3. Fan-out**\n\n| measure | " + strings.Join(heads, " | ") + " |\n|---|" + strings.Repeat("---:|", len(runs)) + "\n")
+	row := func(what string, cell func(f *FanoutResult) string) {
+		cells := make([]string, len(runs))
+		for i, f := range runs {
+			cells[i] = cell(f)
+		}
+		fmt.Fprintf(b, "| %s | %s |\n", what, strings.Join(cells, " | "))
+	}
+	three := func(h Hist) string {
+		return fmt.Sprintf("%s / %s / %s", fmtDur(h.Quantile(0.5)), fmtDur(h.Quantile(0.99)), fmtDur(time.Duration(h.Max)))
+	}
+	row("WebSocket clients asked for / connected / failed", func(f *FanoutResult) string {
+		return fmt.Sprintf("%d / %d / %d", f.Wanted, f.Conns, f.Failed)
+	})
+	row("client processes; time to connect every client", func(f *FanoutResult) string { return fmt.Sprintf("%d; %s", f.Procs, fmtDur(f.Connect)) })
+	row("running jobs watched (clients each)", func(f *FanoutResult) string {
+		return fmt.Sprintf("%d (%d)", f.Jobs, max(1, (f.Conns+f.Failed)/max(1, f.Jobs)))
+	})
+	row("events through `jobs.Store.UpdateFile`", func(f *FanoutResult) string {
+		return fmt.Sprintf("%d in %s = %.0f/s (asked: %d/s)", f.Updates, fmtDur(f.Took), f.UpdateRate(), f.Rate)
+	})
+	row("`UpdateFile` round trip p50 / p99 / max", func(f *FanoutResult) string { return three(f.Update) })
+	row("deliveries (events × watchers)", func(f *FanoutResult) string {
+		return fmt.Sprintf("%d of %d, %d seq gaps, %d resyncs, %d dropped", f.Delivered, f.Expected, f.Gaps, f.Resyncs, f.Drops)
+	})
+	row("**delivery latency, update to WebSocket client: p50 / p99 / max**", func(f *FanoutResult) string { return "**" + three(f.Latency) + "**" })
+	row("baseline: update to a plain Redis subscriber: p50 / p99 / max", func(f *FanoutResult) string { return three(f.Raw) })
+	row("server RSS: no client / all idle / most under load, MiB", func(f *FanoutResult) string {
+		return fmt.Sprintf("%.1f / %.1f / %.1f", mib(f.RSSBase), mib(f.RSSIdle), mib(f.RSSLoad))
+	})
+	row("**server RSS per idle connection**", func(f *FanoutResult) string { return fmt.Sprintf("**%.1f KiB**", f.PerConn()/1024) })
+	row("CPU while the events flowed: server / clients / Redis / event source / others, cores", func(f *FanoutResult) string {
+		return fanCPU(f.CPU)
+	})
+}
+
+// fanCPU is the cores of each role, and of the machine's other processes.
+func fanCPU(c map[string]float64) string {
+	others := max(0, c[roleMachine]-c[roleServer]-c[roleClient]-c[roleRedis]-c[roleBench])
+	return fmt.Sprintf("%.2f / %.2f / %.2f / %.2f / %.2f", c[roleServer], c[roleClient], c[roleRedis], c[roleBench], others)
+}
+
+// liveTables are the watchers of one job, the reconnect storm and the memory after close.
+func (r *Report) liveTables(b *strings.Builder) {
+	b.WriteString("\n**4. Watchers, reconnect storms, memory after close**\n")
+	if w := r.Watchers; w != nil {
+		fmt.Fprintf(b, "\n(a) %d clients watch one running job of %d files\n\n| measure | value |\n|---|---:|\n", w.Conns, w.Files)
+		fmt.Fprintf(b, "| clients connected / failed; time to connect all, snapshots included | %d / %d; %s |\n", w.Conns, w.Failed, fmtDur(w.Connect))
+		fmt.Fprintf(b, "| events (asked: %d/s) | %d in %s |\n", w.Rate, w.Updates, fmtDur(w.Took))
+		fmt.Fprintf(b, "| deliveries | %d of %d, %d gaps, %d dropped |\n", w.Delivered, w.Expected, w.Gaps, w.Drops)
+		fmt.Fprintf(b, "| delivery latency p50 / p99 / max | %s / %s / %s |\n", fmtDur(w.Latency.Quantile(0.5)), fmtDur(w.Latency.Quantile(0.99)), fmtDur(time.Duration(w.Latency.Max)))
+		fmt.Fprintf(b, "| **API CPU while the events flowed** | **%.3f cores** |\n", w.CPU[roleServer])
+		fmt.Fprintf(b, "| CPU: server / clients / Redis / event source / others, cores | %s |\n", fanCPU(w.CPU))
+		fmt.Fprintf(b, "| API RSS: no client / all idle / most under load | %.1f / %.1f / %.1f MiB |\n", mib(w.RSSBase), mib(w.RSSIdle), mib(w.RSSLoad))
+	}
+	if s := r.Storm; s != nil {
+		fmt.Fprintf(b, "\n(b) %d clients of %d running jobs; the API restarts and they come back within %s\n\n| measure | value |\n|---|---:|\n", s.Conns, s.Jobs, fmtDur(s.Spread))
+		fmt.Fprintf(b, "| old API's SIGTERM → new API answering `/healthz` | %s |\n", fmtDur(s.Down))
+		fmt.Fprintf(b, "| clients cut off / resynced / not back in 30 s | %d / %d / %d |\n", s.Lost, s.Resynced, s.RedialFailed)
+		fmt.Fprintf(b, "| **new API up → client's snapshot: p50 / p99 / last** | **%s / %s / %s** |\n", fmtDur(s.Resync.Quantile(0.5)), fmtDur(s.Resync.Quantile(0.99)), fmtDur(time.Duration(s.Resync.Max)))
+		fmt.Fprintf(b, "| **snapshot reads (HGETALL, `INFO commandstats`) / distinct (job, seq) served** | **%d / %d = %.2f** |\n", s.SnapshotReads, s.SnapshotStates, s.ReadsPerState())
+		fmt.Fprintf(b, "| events meanwhile (asked: %d/s) | %d |\n", s.Rate, s.Updates)
+		fmt.Fprintf(b, "| **`/healthz` every 10 ms through the storm: p50 / p99 / max** | **%s / %s / %s** (%d answered, %d failed) |\n",
+			fmtDur(s.Health.Quantile(0.5)), fmtDur(s.Health.Quantile(0.99)), fmtDur(time.Duration(s.Health.Max)), s.Health.N, s.HealthErrors)
+		fmt.Fprintf(b, "| CPU through the storm: server / clients / Redis / event source / others, cores | %s |\n", fanCPU(s.CPU))
+		fmt.Fprintf(b, "| new API's RSS, most | %.1f MiB |\n", mib(s.RSSPeak))
+		if s.RedialErr != "" {
+			fmt.Fprintf(b, "| first failed reconnect | %s |\n", strings.ReplaceAll(s.RedialErr, "|", "/"))
+		}
+	}
+	if a := r.AfterClose; a != nil {
+		fmt.Fprintf(b, "\n(c) %d connections open on an idle API, then all close\n\n| API | RSS, MiB | ÷ idle | open descriptors |\n|---|---:|---:|---:|\n", a.Conns)
+		ratio := func(n int64) float64 { return float64(n) / float64(max(1, a.RSSIdle)) }
+		fmt.Fprintf(b, "| idle, before any connection | %.1f | 1 | %d |\n", mib(a.RSSIdle), a.FDsIdle)
+		fmt.Fprintf(b, "| %d connections open, idle | %.1f | %.2f | %d |\n", a.Conns, mib(a.RSSOpen), ratio(a.RSSOpen), a.FDsOpen)
+		for _, s := range a.Samples {
+			fmt.Fprintf(b, "| %s after they closed | %.1f | %.2f | %d |\n", fmtDur(s.After), mib(s.RSS), ratio(s.RSS), s.FDs)
+		}
+	}
+}
+
+// clientText names the HTTP client of the request loads in the report.
+func clientText(kind string) string {
+	if kind == clientNetHTTP {
+		return "Go's net/http client, one keep-alive connection per load client (`-client net/http`)"
+	}
+	return "the benchmark's minimal keep-alive HTTP/1.1 client, `scripts/bench/httpclient.go`; `-client net/http` swaps in Go's net/http client"
+}
 
 // Write writes the Markdown report to path and its chart beside it.
 func (r *Report) Write(path string) error {
@@ -244,60 +484,91 @@ func (r *Report) Markdown(chart string) string {
 	p, m := r.Plan, r.Machine
 	fmt.Fprintf(&b, `# Benchmarks
 
-How much longhaul adds on top of Asynq and Redis, and how many live clients one process
-holds. Everything below except the last section is written by the benchmark itself, from
-one run started %s that took %s:
+longhaul beside what its users would run instead, on the same Redis and the same machine,
+driven by the same clients. Everything below except the last section is written by the
+benchmark itself, from one run started %s that took %s:
 
     make bench        # go -C scripts run ./bench -out ../docs/benchmarks.md
 
-Each number has the command and the operation that produced it beside it; every ratio is
-against a baseline measured in the same run, on the same Redis. The benchmark starts its own
-redis-server (no persistence, `+"`noeviction`"+`) per stage, builds the binary and runs it as real
-child processes: %s. `+"`go -C scripts run ./bench -only STAGE`"+` reruns one stage
-(initiate, status, fanout, worker, e2e); `+"`go -C scripts run ./bench -quick`"+` is the few-seconds version
-that `+"`make test`"+` runs; `+"`-results FILE`"+` saves a run's results and `+"`-render FILE -out ...`"+` rewrites
-this file from them, for a new version of the last section without measuring again. The
-last column of the request tables is the CPU time each process spent per operation
-(utime + stime from /proc): the API, Redis, and the benchmark process playing the clients.
+Each number has the command that produced it beside it (the command of its section); every
+ratio is between loads of the same run. The peers (`+"`scripts/bench/peers/`"+`) are what a user
+writes instead in an afternoon: **Gin + asynq**, a hand-written Gin server whose initiate
+checks the body and makes one `+"`asynq.Client.Enqueue`"+` and whose status is one `+"`HGETALL`"+`; and
+**Node + BullMQ**, the original demo's stack (Hono, BullMQ, `+"`ws`"+`, ioredis, pinned by its lock
+file and installed by `+"`scripts/bench/peers/node/install.sh`"+`), whose initiate is one `+"`queue.add`"+`,
+whose status is one `+"`queue.getJob`"+` and whose WebSocket forwards Redis pub/sub. Neither has
+longhaul's job record, idempotency keys, `+"`ETag`"+`/`+"`304`"+`, `+"`seq`"+` and resume, SSE, Origin checks or
+cancellation: the ratios are the price of those. The benchmark starts its own redis-server
+(no persistence, `+"`noeviction`"+`) per stage, builds the binary and runs it as real child
+processes: %s. `+"`go -C scripts run ./bench -only STAGE`"+` reruns stages (%s);
+`+"`go -C scripts run ./bench -quick`"+` is the few-seconds version that `+"`make test`"+` runs; `+"`-results FILE`"+`
+saves a run's results and `+"`-render FILE -out ...`"+` rewrites this file from them.
+
+The HTTP loads come from a client process of their own (`+"`bench http-load`"+`, here with %s),
+so that its CPU is read from /proc as the server's is; every answer's status and body size
+are checked, and one wrong answer fails the load. The request tables give each load's CPU
+per operation (utime + stime) of the server, of Redis and of the clients, and the cores that
+processes other than the benchmark's took meanwhile (from /proc/stat): on a shared machine
+those explain most of the variation between runs.
 
 ## Machine
 
 | | |
 |---|---|
-| CPU | %s, %d cores, shared with the benchmark's own clients and Redis |
+| CPU | %s, %d cores, shared by the servers, Redis and the benchmark's clients |
 | memory | %s |
-| system | %s, %s, %s |
-| load average (1, 5, 15 min) at the start / end | %s / %s: other work on the machine (other people's tests, browsers) was not stopped |
+| system | %s, %s, %s, %s; open-files limit %d |
+| load average (1, 5, 15 min) at the start / end | %s / %s: other work on the machine (other people's builds and tests) was not stopped |
 
 ## Targets
 
-%s`, r.Started.Format("2006-01-02 15:04 UTC"), fmtDur(r.Took), r.Binary, m.CPU, m.Cores, m.Memory, m.Kernel, m.Go, m.Redis, m.Load, m.LoadEnd, r.Targets())
+%s`, r.Started.Format("2006-01-02 15:04 UTC"), fmtDur(r.Took), r.Binary, strings.Join(stageNames(), ", "), clientText(r.Client),
+		m.CPU, m.Cores, m.Memory, m.Kernel, m.Go, m.Node, m.Redis, m.FileLimit, m.Load, m.LoadEnd, r.Targets())
 
-	rounds := fmt.Sprintf("A %s warm-up of each, then %d rounds of %s each, taking turns at going first; the table sums the rounds",
+	rounds := fmt.Sprintf("A %s warm-up of each load, then %d rounds of %s of each, the order turning by one every round; the table sums the rounds",
 		fmtDur(p.Warmup), p.Rounds, fmtDur(p.Duration))
 	sections := r.Table()
-	// The tables, each under its heading with its command.
 	for _, sec := range []struct{ head, title, cmd, what string }{
+		{"**Beside the peers**", "## Beside the peers", "go -C scripts run ./bench -only initiate,status,fanout",
+			"Each figure of longhaul beside the same figure of each peer, from the tables below; the ratio is longhaul's over the " +
+				"peer's (above 1: longhaul has more of it; for CPU and memory, more is worse)."},
 		{"**1. Initiate**", "## 1. Initiate", "go -C scripts run ./bench -only initiate",
-			"`POST /v1/download/initiate` with `{\"file_ids\": [70000, 70007]}` over keep-alive HTTP/1.1 (the benchmark's " +
-				"minimal client, `scripts/bench/httpclient.go`) to one `longhaul api` " +
-				"(LONGHAUL_LOG_LEVEL=warn), from 1, 8 and 64 concurrent clients in the benchmark process, each sending its next request " +
-				"when the last is answered; beside it, raw `asynq.Client.EnqueueContext` of the same task " +
-				"(`tasks.NewDownloadTask(id, 2, ...)`: same payload, TaskID, queue and options) from the same number of goroutines " +
-				"on a go-redis client with the API's pool of 64. " + rounds + "."},
+			"`POST /v1/download/initiate` with `{\"file_ids\": [70000, 70007]}` to one `longhaul api` (LONGHAUL_LOG_LEVEL=warn, " +
+				"no keys, no limits), to the Gin peer and to the Node peer, in turn, from 1, 8 and 64 concurrent keep-alive clients " +
+				"of the client process, each sending its next request when the last is answered (202 with a job id, or the load " +
+				"fails). Beside them the Redis work alone: raw `asynq.Client.EnqueueContext` of longhaul's task " +
+				"(`tasks.NewDownloadTask(id, 2, ...)`) from as many goroutines of the benchmark on a go-redis pool of 64. " + rounds + "."},
 		{"**2. Status**", "## 2. Status", "go -C scripts run ./bench -only status",
-			fmt.Sprintf("`GET /v1/download/status/{id}` of %d jobs of 4 files, mid-way (one file ready, one unavailable, "+
-				"one at 50%%, one queued: a 200 body of about 1 KiB), round robin, without and with a matching `If-None-Match`; beside "+
-				"them a raw `HGETALL` of the same records, and `jobs.Store.Get` (HGETALL and decoding) in the benchmark process; the same minimal HTTP client. ", p.StatusJobs) + rounds + "."},
-		{"**3. Fan-out**", "## 3. Fan-out", "go -C scripts run ./bench -only fanout",
-			fmt.Sprintf("%d WebSocket clients in %d client processes of their own (`bench fanout-client`, each from its own loopback "+
-				"source address) connect to one `longhaul api` and watch %d running jobs, %d clients per job. With all clients idle for %s "+
-				"the API's VmRSS is read from /proc (minus its RSS before any client, divided by the clients). Then the benchmark "+
-				"makes %d events/s for %s through `jobs.Store.UpdateFile`, the real Lua update (record, seq, PUBLISH), each "+
-				"carrying the time it was made; the clients take the latency when they read the event. The clients check that "+
-				"every event's seq is the next one.", p.FanConns, p.FanProcs, p.FanJobs, p.FanConns/max(1, p.FanJobs),
-				fmtDur(p.FanIdle), p.FanRate, fmtDur(p.FanDuration))},
-		{"**4. Worker path**", "## 4. Worker path", "go -C scripts run ./bench -only worker",
+			fmt.Sprintf("`GET /v1/download/status/{id}` of %d jobs of 4 files, mid-way (one file ready, one unavailable, one at 50%%, one "+
+				"queued), round robin: longhaul's body of about 1 KiB, and its `304` to a matching `If-None-Match`; the Gin peer's "+
+				"one `HGETALL` of the same record, answered as its fields; the Node peer's `queue.getJob` of a BullMQ hash written "+
+				"for each job with the job as its `progress`. Beside them a raw `HGETALL` of the record, and longhaul's `/healthz`, "+
+				"which touches no Redis. ", p.StatusJobs) + rounds + "."},
+		{"**3. Fan-out**", "## 3. Fan-out", "go -C scripts run ./bench -only fanout,scale",
+			fmt.Sprintf("WebSocket clients in client processes of their own (`bench fanout-client`, at most %d each, each from a "+
+				"loopback source address of its own: 127.0.0.2 and on) connect to one server and watch running jobs, an equal "+
+				"number of clients each. With all clients idle for %s the server's VmRSS is read from /proc (minus its RSS before "+
+				"any client, over the clients). Then the benchmark makes events through `jobs.Store.UpdateFile`, the real Lua "+
+				"update (record, seq, PUBLISH), each carrying the time it was made; the clients take the latency when they read "+
+				"it and check that its seq is the next one. The same %d clients, %d jobs and %d events/s for %s go to longhaul "+
+				"and to the Node peer (`ws`, one Redis subscription per job, its snapshot a BullMQ hash holding the job); then "+
+				"longhaul alone holds %d clients (or what the open-files limit allows) at %d events/s for %s.",
+				connsPerClientProcess, fmtDur(p.Fan.Idle), p.Fan.Conns, p.Fan.Jobs, p.Fan.Rate, fmtDur(p.Fan.Duration),
+				p.Scale.Conns, p.Scale.Rate, fmtDur(p.Scale.Duration))},
+		{"**4. Watchers, reconnect storms, memory after close**", "## 4. Watchers, reconnect storms, memory after close",
+			"go -C scripts run ./bench -only watchers,storm,afterclose",
+			fmt.Sprintf("(a) `-only watchers`: %d clients watch one running job of %d files while %d events/s go through "+
+				"`UpdateFile` for %s; the API's CPU is read from /proc over that time. (b) `-only storm`: %d clients watch %d "+
+				"running jobs on one API; it gets SIGTERM (closing every WebSocket with 1001) and a new API starts on the same "+
+				"address; from the moment it answers `/healthz` each client reconnects at a random moment of the next %s "+
+				"(retrying every 50 to 100 ms while refused) while %d events/s go on. Measured: the time from the new API's "+
+				"answer to every client's snapshot; the HGETALLs Redis ran meanwhile (`INFO commandstats` before and after: "+
+				"every snapshot longhaul reads is one) over the distinct (job, seq) the snapshots carried; and `GET /healthz`, "+
+				"one every 10 ms, throughout. (c) `-only afterclose`: %d clients connect to an idle API and all leave with a "+
+				"close frame; its VmRSS is read for %s after, beside its RSS before any connection.",
+				p.Watchers.Conns, p.Watchers.Files, p.Watchers.Rate, fmtDur(p.Watchers.Duration), p.StormConns, p.StormJobs,
+				fmtDur(p.StormSpread), p.StormRate, p.AfterCloseConns, fmtDur(p.AfterCloseWait))},
+		{"**5. Worker path**", "## 5. Worker path", "go -C scripts run ./bench -only worker",
 			fmt.Sprintf("%d jobs of 4 files (ids 7, 14, 21, 28, all available) are queued, then one `longhaul worker` "+
 				"(LONGHAUL_FILE_TIME_MIN/MAX=0, LONGHAUL_FILE_SIZE_MAX=4KiB, concurrency %d, 4 files of a job at once) runs them: "+
 				"claim, per file a processing and a ready update (each with its seq and publish), the file written, synced and "+
@@ -305,7 +576,7 @@ last column of the request tables is the CPU time each process spent per operati
 				"runs %d tasks of the same payload with a handler that does nothing, in a process of its own (`bench noop-worker`) "+
 				"with the same concurrency, timed from the first task's start to the last one's return. Ratio: files/s over no-op tasks/s.",
 				p.WorkerJobs, p.WorkerConcurrency, p.NoopTasks)},
-		{"**5. End to end**", "## 5. End to end", "go -C scripts run ./bench -only e2e",
+		{"**6. End to end**", "## 6. End to end", "go -C scripts run ./bench -only e2e",
 			fmt.Sprintf("%d jobs of 4 files (`{\"file_ids\": [7, 14, 21, 28]}`) are posted over HTTP by %d concurrent clients to "+
 				"one `longhaul api`, while 1, then 2, `longhaul worker` processes (started and registered first) run them with a "+
 				"file time of 0 and files up to 4 KiB; timed from the first POST to the last job's final event. Job latency is "+
@@ -323,9 +594,10 @@ last column of the request tables is the CPU time each process spent per operati
 		fmt.Fprintf(&b, "\n%s\n\n`%s`: %s\n\n%s\n", sec.title, sec.cmd, sec.what, strings.Trim(body, "\n"))
 	}
 	fmt.Fprintf(&b, "\n## Latency against load\n\n![Latency against load](%s)\n\n"+
-		"Left and middle: p50 (dashed) and p99 latency (log scale) against the rate reached with 1, 8 and 64 clients. "+
-		"Right: the fan-out's delivery latency at each share of deliveries, beside the same events' latency to a plain "+
-		"Redis subscriber in the same run.\n", chart)
+		"Left and middle: p50 (dashed) and p99 latency (log scale) against the rate reached with 1, 8 and 64 clients, for "+
+		"longhaul and each peer (`go -C scripts run ./bench -only initiate,status`). Right: the fan-out's delivery latency at "+
+		"each share of deliveries, for longhaul, the Node peer and longhaul at scale, beside the same events' latency to a plain "+
+		"Redis subscriber (`go -C scripts run ./bench -only fanout,scale`).\n", chart)
 	b.WriteString("\n" + strings.TrimSpace(findings) + "\n")
 	return b.String()
 }

@@ -10,23 +10,28 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// StatusRow is the status loads at one level of clients: the two HTTP paths, the store's
-// read they are built on, and the raw HGETALL under it.
-type StatusRow struct {
-	Clients    int
-	OK         Compared // 200 beside raw HGETALL
-	NotChanged Compared // 304 beside raw HGETALL
-	StoreGet   Result   // jobs.Store.Get: HGETALL and decoding
-	// Health is GET /healthz: the API process's HTTP floor, with no Redis at all.
-	Health Result
-}
+// The loads of the status stage beside the servers' keys: longhaul answers 200, and 304 to
+// a matching If-None-Match, which neither peer has; a raw HGETALL of the record is the Redis
+// work under every server's read; /healthz is longhaul's HTTP floor, with no Redis at all.
+const (
+	keyStatus200 = "longhaul-200"
+	keyStatus304 = "longhaul-304"
+	keyHGetAll   = "hgetall"
+	keyHealth    = "healthz"
+)
+
+// minStatusBody is the least a status body of one of the prepared jobs holds, at any of the
+// servers: every one of them lists the job's four files.
+const minStatusBody = 200
 
 // statusFiles is a job as the status body shows it mid-way: one file ready, one
 // unavailable, one half done, one queued.
 var statusFiles = []int64{70000, 70001, 70007, 70014}
 
-// runStatus measures GET /v1/download/status/{id}, with and without a matching
-// If-None-Match, beside a raw HGETALL of the same record.
+// runStatus measures GET /v1/download/status/{id} of longhaul (200, and 304 with a matching
+// If-None-Match), of the Gin peer (one HGETALL of the same record) and of the Node peer (one
+// BullMQ getJob of a hash holding the same job), beside a raw HGETALL and longhaul's
+// /healthz, at each level of clients.
 func (b *bench) runStatus(ctx context.Context, rep *Report) error {
 	r, err := b.newRig(ctx, "status")
 	if err != nil {
@@ -37,74 +42,56 @@ func (b *bench) runStatus(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	rdb := r.rdb
-	store := jobs.NewStore(rdb, jobs.Options{})
-	ids, etags, err := statusJobs(ctx, rdb, store, b.plan.StatusJobs)
+	store := jobs.NewStore(r.rdb, jobs.Options{})
+	ids, etags, err := statusJobs(ctx, r.rdb, store, b.plan.StatusJobs)
 	if err != nil {
 		return err
 	}
-	client, err := newRawHTTP(lh.URL)
+	if err := writeBullJobs(ctx, r.rdb, store, ids); err != nil {
+		return err
+	}
+	peers, err := r.peers(ctx)
+	if err != nil {
+		return err
+	}
+	client, err := r.httpLoad()
 	if err != nil {
 		return err
 	}
 	defer client.close()
-	cpu := meterOf(lh, r.redis)
 
+	get := loadSpec{Want: http.StatusOK, MinBody: minStatusBody}
+	get304 := loadSpec{Want: http.StatusNotModified}
+	for i, id := range ids {
+		get.Requests = append(get.Requests, httpRequest{Method: http.MethodGet, Path: "/v1/download/status/" + id})
+		get304.Requests = append(get304.Requests, httpRequest{Method: http.MethodGet, Path: "/v1/download/status/" + id,
+			Header: "If-None-Match: " + etags[i] + "\r\n"})
+	}
+	health := loadSpec{Want: http.StatusOK, Requests: []httpRequest{{Method: http.MethodGet, Path: "/healthz"}}}
 	next := make([]int, maxOf(b.plan.Clients))
-	pick := func(w int) int { next[w]++; return next[w] % len(ids) }
-	get := func(ctx context.Context, w int) error {
-		return getStatus(ctx, client, ids[pick(w)], "", http.StatusOK)
-	}
-	get304 := func(ctx context.Context, w int) error {
-		i := pick(w)
-		return getStatus(ctx, client, ids[i], etags[i], http.StatusNotModified)
-	}
 	hgetall := func(ctx context.Context, w int) error {
-		h, err := rdb.HGetAll(ctx, recordKey(ids[pick(w)])).Result()
+		next[w]++
+		h, err := r.rdb.HGetAll(ctx, recordKey(ids[(w+next[w])%len(ids)])).Result()
 		if err == nil && len(h) == 0 {
 			err = fmt.Errorf("HGETALL found no record")
 		}
 		return err
 	}
-	storeGet := func(ctx context.Context, w int) error {
-		_, err := store.Get(ctx, ids[pick(w)])
-		return err
+	loads := []load{
+		r.httpLoadOf(keyStatus200, lh.server(), client, get),
+		r.httpLoadOf(keyStatus304, lh.server(), client, get304),
 	}
-	health := func(ctx context.Context, w int) error {
-		status, _, err := client.do(ctx, http.MethodGet, "/healthz", "", nil)
-		if err == nil && status != http.StatusOK {
-			err = fmt.Errorf("healthz answered %d", status)
-		}
-		return err
+	for _, p := range peers {
+		loads = append(loads, r.httpLoadOf(p.Key, p, client, get))
 	}
+	loads = append(loads, inProcess(keyHGetAll, "raw HGETALL", hgetall), r.httpLoadOf(keyHealth, lh.server(), client, health))
 	for _, n := range b.plan.Clients {
-		row := StatusRow{Clients: n}
-		raw := named{"raw HGETALL", hgetall}
-		row.OK.Clients, row.NotChanged.Clients = n, n
-		row.OK.Longhaul, row.OK.Baseline, err = b.alternate(ctx, n, named{"GET status (200)", get}, raw,
-			lh, cpu, fmt.Sprintf("status200-%d.cpu.pprof", n))
+		results, err := b.compare(ctx, r, client, n, loads, fmt.Sprintf("status-%d.cpu.pprof", n))
 		if err != nil {
 			return err
 		}
-		row.NotChanged.Longhaul, row.NotChanged.Baseline, err = b.alternate(ctx, n,
-			named{"GET status (304)", get304}, raw, lh, cpu, fmt.Sprintf("status304-%d.cpu.pprof", n))
-		if err != nil {
-			return err
-		}
-		used := cpu.start()
-		row.StoreGet = closedLoop(ctx, "jobs.Store.Get", n, b.plan.Duration, storeGet)
-		row.StoreGet.CPU = used()
-		if err := row.StoreGet.Err(); err != nil {
-			return err
-		}
-		used = cpu.start()
-		row.Health = closedLoop(ctx, "GET /healthz", n, b.plan.Duration, health)
-		row.Health.CPU = used()
-		if err := row.Health.Err(); err != nil {
-			return err
-		}
-		b.logf("  status x%d: 200 %.0f/s, 304 %.0f/s, Store.Get %.0f/s, HGETALL %.0f/s", n,
-			row.OK.Longhaul.Rate(), row.NotChanged.Longhaul.Rate(), row.StoreGet.Rate(), row.OK.Baseline.Rate())
+		row := RequestRow{Clients: n, Results: results}
+		b.logf("  status x%d: %s", n, row.summary())
 		rep.Status = append(rep.Status, row)
 	}
 	return nil
@@ -147,20 +134,10 @@ func statusJobs(ctx context.Context, rdb redis.UniversalClient, store *jobs.Stor
 	return ids, etags, nil
 }
 
-func getStatus(ctx context.Context, client *rawHTTP, id, etag string, want int) error {
-	header := ""
-	if etag != "" {
-		header = "If-None-Match: " + etag + "\r\n"
+func maxOf(xs []int) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, x)
 	}
-	status, n, err := client.do(ctx, http.MethodGet, "/v1/download/status/"+id, header, nil)
-	if err != nil {
-		return err
-	}
-	if status != want {
-		return fmt.Errorf("status of %s answered %d, want %d", id, status, want)
-	}
-	if want == http.StatusOK && n < 200 {
-		return fmt.Errorf("status of %s: a body of %d bytes", id, n)
-	}
-	return nil
+	return m
 }

@@ -119,7 +119,7 @@ func queueJobs(ctx context.Context, rdb *redis.Client, n int) error {
 		if err := store.Create(ctx, id, workerFiles); err != nil {
 			return err
 		}
-		task, err := tasks.NewDownloadTask(id, len(workerFiles), taskOptions)
+		task, err := tasks.NewDownloadTask(tasks.DownloadPayload{JobID: id}, len(workerFiles), taskOptions)
 		if err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func queueJobs(ctx context.Context, rdb *redis.Client, n int) error {
 func (b *bench) runNoop(ctx context.Context, r *rig, n int) (time.Duration, error) {
 	queue := asynq.NewClientFromRedisClient(r.rdb)
 	for range n {
-		task, err := tasks.NewDownloadTask(jobs.NewID(), len(workerFiles), taskOptions)
+		task, err := tasks.NewDownloadTask(tasks.DownloadPayload{JobID: jobs.NewID()}, len(workerFiles), taskOptions)
 		if err != nil {
 			return 0, err
 		}
