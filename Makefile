@@ -5,25 +5,42 @@ BIN    := bin/longhaul
 UI     := frontend/dist/app/index.html
 UI_SRC := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
           $(wildcard frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json frontend/package.json)
+# The page at /docs: Swagger UI from the npm package pinned in package.json, around the API's
+# OpenAPI document (api/openapi.yaml, embedded by the Go build itself).
+DOCS     := frontend/dist/docs/index.html
+DOCS_SRC := $(wildcard frontend/docs/*) frontend/scripts/build-docs.mjs frontend/package-lock.json
 NPM_OK := frontend/node_modules/.package-lock.json
 # Every Go module: the product, then the tooling (the tests of deploy/, the chaos run and
 # the benchmark), each with a go.mod of its own so that the product's carries none of
 # their dependencies.
 GO_MODULES := . deploy scripts
+# `longhaul version` says what was built. GOFLAGS=-buildvcs=false on some machines keeps Go
+# from recording the commit itself, so it is passed here.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/longhaul-dev/longhaul/cli.version=$(VERSION) -X github.com/longhaul-dev/longhaul/cli.commit=$(COMMIT)
 
 .DEFAULT_GOAL := build
 .PHONY: build run dev test test-go test-ui e2e ui test-deps chaos bench clean
 
-## build: the UI (npm ci + Vite, when its sources changed) and bin/longhaul with it embedded
-build: $(UI)
-	$(GO) build -o $(BIN) ./cmd/longhaul
+## build: the UI and the /docs page (npm ci + Vite, when their sources changed) and bin/longhaul with them embedded
+# Each step says what it does: the first build of a fresh clone takes a few minutes
+# (the README says how long), which silence would make look stuck.
+build: $(UI) $(DOCS)
+	@echo "longhaul: compiling bin/longhaul (the first time also downloads its Go modules)"
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/longhaul
 
-ui: $(UI)
+ui: $(UI) $(DOCS)
 
 $(UI): $(NPM_OK) $(UI_SRC)
+	@echo "longhaul: building the page (TypeScript check, then Vite)"
 	cd frontend && npm run build
 
+$(DOCS): $(NPM_OK) $(DOCS_SRC)
+	cd frontend && npm run build:docs
+
 $(NPM_OK): frontend/package-lock.json
+	@echo "longhaul: installing the page's npm packages (npm ci, the first time only)"
 	cd frontend && npm ci --no-audit --no-fund
 
 ## run: build everything and start API, worker and dashboard on http://localhost:3000
@@ -40,6 +57,8 @@ test: test-go test-ui e2e
 test-deps:
 	scripts/ensure-redis.sh
 	scripts/ensure-nginx.sh
+	scripts/ensure-tmux.sh
+	scripts/ensure-s3.sh
 
 # One vet and one test line per module, so that `make -n test` shows every one.
 define go-test-module
@@ -59,13 +78,15 @@ e2e: build
 	scripts/ensure-nginx.sh
 	cd frontend && LONGHAUL_BIN=../$(BIN) npm run e2e
 
-## bench: measure longhaul beside raw Asynq and Redis (about 3 min on 2 cores), write docs/benchmarks.md
+## bench: measure longhaul beside the Gin + asynq and Node + BullMQ peers (about 7-8 min on 2 cores), write docs/benchmarks.md
 bench: test-deps
 	$(GO) -C scripts run ./bench -out ../docs/benchmarks.md
 
-## chaos: 200 jobs under random worker kills and a Redis crash; fails if a job is lost, stuck or made twice
+## chaos: 200 jobs under random worker kills and a Redis crash, with files in a directory, then in an S3 bucket; fails if a job is lost, stuck or made twice
+CHAOS_ARGS := -jobs 200 -files 4 -duration 60s -min-kills-in-progress 3 -timeout 10m
 chaos: test-deps
-	$(GO) -C scripts run ./chaos -jobs 200 -files 4 -duration 60s -min-kills-in-progress 3 -timeout 10m
+	$(GO) -C scripts run ./chaos $(CHAOS_ARGS) -storage dir
+	$(GO) -C scripts run ./chaos $(CHAOS_ARGS) -storage s3
 
 clean:
-	rm -rf bin frontend/dist/app
+	rm -rf bin frontend/dist/app frontend/dist/docs

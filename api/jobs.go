@@ -11,13 +11,16 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/requestid"
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/longhaul-dev/longhaul/tasks"
 )
@@ -25,6 +28,7 @@ import (
 // JobStore is what the API needs of the job store.
 type JobStore interface {
 	Submit(ctx context.Context, r jobs.Request) (id string, created bool, err error)
+	Regressed(ctx context.Context, id string, seen int64) (bool, error)
 	Delete(ctx context.Context, id string) error
 	Get(ctx context.Context, id string) (*jobs.Job, error)
 	Cancel(ctx context.Context, id string) (*jobs.Job, error)
@@ -36,8 +40,9 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// TaskDeleter takes a queued task out of its queue.
-type TaskDeleter interface {
+// Tasks looks up and takes out tasks of the queue.
+type Tasks interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 	DeleteTask(queue, id string) error
 }
 
@@ -46,11 +51,19 @@ type FileReader interface {
 	Open(jobID string, fileID int64) (*storage.Object, error)
 }
 
+// FileLinker gives the URL at which a client fetches a stored file straight from where it
+// is kept, such as a presigned URL of an S3 bucket, or storage.ErrNotFound.
+type FileLinker interface {
+	DownloadURL(ctx context.Context, jobID string, fileID int64) (string, error)
+}
+
 var (
-	_ JobStore    = (*jobs.Store)(nil)
-	_ Enqueuer    = (*asynq.Client)(nil)
-	_ TaskDeleter = (*asynq.Inspector)(nil)
-	_ FileReader  = (*storage.Dir)(nil)
+	_ JobStore   = (*jobs.Store)(nil)
+	_ Enqueuer   = (*asynq.Client)(nil)
+	_ Tasks      = (*asynq.Inspector)(nil)
+	_ FileReader = (*storage.Dir)(nil)
+	_ FileReader = (*storage.Bucket)(nil)
+	_ FileLinker = (*storage.Bucket)(nil)
 )
 
 // maxBody bounds the body of POST /v1/download/initiate.
@@ -81,51 +94,124 @@ func linksOf(id string) jobLinks {
 		Events: pathOf(pathEvents, id), Cancel: pathOf(pathJob, id)}
 }
 
-func handleInitiate(store JobStore, queue Enqueuer, maxFiles int, opts tasks.Options, log *slog.Logger) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		key, err := idempotencyKey(c.Request)
-		if err != nil {
-			writeError(c, log, err)
-			return
+// Estimator says how many bytes the files of a job will take once prepared.
+type Estimator interface {
+	Estimate(fileIDs []int64) int64
+}
+
+// initiate is POST /v1/download/initiate: it checks the caller's creation rate, the
+// request, the size of the job and the caller's caps, in that order, before anything is
+// written; then it creates the job and its task.
+type initiate struct {
+	access   *access
+	store    JobStore
+	queue    Enqueuer
+	tasks    Tasks
+	sizes    Estimator
+	maxFiles int
+	opts     tasks.Options
+	log      *slog.Logger
+	obs      Observer
+}
+
+func (h *initiate) handle(c *gin.Context) {
+	ctx, who := c.Request.Context(), callerOf(c)
+	rate, err := h.access.limits.AllowCreate(ctx, who.principal)
+	if err != nil {
+		writeError(c, h.log, err)
+		return
+	}
+	if !rate.Allowed {
+		writeLimited(c, rate)
+		return
+	}
+	rateHeaders(c, rate)
+	key, err := idempotencyKey(c.Request)
+	if err != nil {
+		writeError(c, h.log, err)
+		return
+	}
+	fileIDs, err := readInitiate(c.Request, h.maxFiles)
+	if err != nil {
+		writeError(c, h.log, err)
+		return
+	}
+	bytes := h.sizes.Estimate(fileIDs)
+	if limit := h.access.limits.Config().MaxJobBytes; limit > 0 && bytes > limit {
+		writeError(c, h.log, invalid("file_ids", "these files would store about %s, more than one job may (%s); split them into smaller jobs",
+			describeBytes(bytes), describeBytes(limit)))
+		return
+	}
+	id := jobs.NewIDFor(who.principal, key)
+	caps, err := h.access.limits.Admit(ctx, who.principal, id, bytes)
+	if err != nil {
+		writeError(c, h.log, err)
+		return
+	}
+	if !caps.Allowed {
+		writeLimited(c, caps)
+		return
+	}
+	id, created, err := h.store.Submit(ctx, jobs.Request{ID: id, FileIDs: fileIDs, Principal: who.principal, IdempotencyKey: key})
+	if err != nil || !created {
+		h.release(ctx, who.principal, id)
+	}
+	if err != nil {
+		writeError(c, h.log, err)
+		return
+	}
+	if !created {
+		h.replay(c, id)
+		return
+	}
+	if err := enqueue(ctx, h.queue, id, who.principal, len(fileIDs), h.opts); err != nil {
+		// Take the job back so that no job without a task remains; it also expires on
+		// its own should Redis be gone for this too.
+		if derr := h.store.Delete(context.WithoutCancel(ctx), id); derr != nil {
+			err = errors.Join(err, derr)
 		}
-		fileIDs, err := readInitiate(c.Request, maxFiles)
-		if err != nil {
-			writeError(c, log, err)
-			return
-		}
-		ctx := c.Request.Context()
-		id, created, err := store.Submit(ctx, jobs.Request{FileIDs: fileIDs, IdempotencyKey: key})
-		if err != nil {
-			writeError(c, log, err)
-			return
-		}
-		if !created {
-			replayInitiate(c, store, id, log)
-			return
-		}
-		if err := enqueue(ctx, queue, id, len(fileIDs), opts); err != nil {
-			// Take the job back so that no job without a task remains; it also expires on
-			// its own should Redis be gone for this too.
-			if derr := store.Delete(context.WithoutCancel(ctx), id); derr != nil {
-				err = errors.Join(err, derr)
-			}
-			writeError(c, log, err)
-			return
-		}
-		log.InfoContext(ctx, "job accepted", "job", id, "files", len(fileIDs))
-		c.Header("Location", linksOf(id).Status)
-		c.JSON(http.StatusAccepted, initiateResponse{JobID: id, Status: string(jobs.StatusQueued),
-			TotalFiles: len(fileIDs), Links: linksOf(id)})
+		h.release(ctx, who.principal, id)
+		writeError(c, h.log, err)
+		return
+	}
+	h.obs.JobCreated()
+	h.log.InfoContext(ctx, "job accepted", "job", id, "files", len(fileIDs))
+	c.Header("Location", linksOf(id).Status)
+	c.JSON(http.StatusAccepted, initiateResponse{JobID: id, Status: string(jobs.StatusQueued),
+		TotalFiles: len(fileIDs), Links: linksOf(id)})
+}
+
+// release gives back what the caps reserved for a job that was not created.
+func (h *initiate) release(ctx context.Context, principal, id string) {
+	if err := h.access.limits.Release(context.WithoutCancel(ctx), principal, id); err != nil {
+		h.log.WarnContext(ctx, "could not give back a reserved place; it frees itself when the job is looked for", "job", id, "err", err)
 	}
 }
 
-// replayInitiate answers a request whose idempotency key names a job already: 200 with
-// what the first answer said, and the job's current status.
-func replayInitiate(c *gin.Context, store JobStore, id string, log *slog.Logger) {
-	job, err := store.Get(c.Request.Context(), id)
+// replay answers a request whose idempotency key names a job already: 200 with what the
+// first answer said, and the job's current status. A retry is what a client does when the
+// first answer was lost, maybe to a Redis blip between the record and its task: a queued
+// job whose task is missing gets it now, rather than wait for the janitor.
+func (h *initiate) replay(c *gin.Context, id string) {
+	ctx := c.Request.Context()
+	job, err := h.store.Get(ctx, id)
 	if err != nil {
-		writeError(c, log, err)
+		writeError(c, h.log, err)
 		return
+	}
+	if job.Status == jobs.StatusQueued && !job.Enqueued {
+		if _, err := h.tasks.GetTaskInfo(tasks.Queue, job.Task); errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			task, err := tasks.NewDownloadTaskWithID(job.Task, tasks.DownloadPayload{JobID: id, Principal: job.Principal},
+				len(job.Files), h.opts)
+			if err == nil {
+				_, err = h.queue.EnqueueContext(ctx, task)
+			}
+			if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				writeError(c, h.log, fmt.Errorf("queue the task of job %s again: %w", id, err))
+				return
+			}
+			h.log.WarnContext(ctx, "queued the task of a retried job that had none", "job", id)
+		}
 	}
 	c.Header("Location", linksOf(id).Status)
 	c.JSON(http.StatusOK, initiateResponse{JobID: id, Status: string(job.Status),
@@ -150,8 +236,10 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return key, nil
 }
 
-func enqueue(ctx context.Context, queue Enqueuer, id string, files int, opts tasks.Options) error {
-	task, err := tasks.NewDownloadTask(id, files, opts)
+func enqueue(ctx context.Context, queue Enqueuer, id, principal string, files int, opts tasks.Options) error {
+	// The task carries the request's id, so that the worker's log lines of the job have it.
+	task, err := tasks.NewDownloadTask(tasks.DownloadPayload{JobID: id, Principal: principal,
+		RequestID: requestid.From(ctx)}, files, opts)
 	if err != nil {
 		return err
 	}
@@ -181,6 +269,9 @@ func readInitiate(r *http.Request, maxFiles int) ([]int64, error) {
 	}
 	if !utf8.Valid(body) {
 		return nil, invalid("", "the body is not valid UTF-8")
+	}
+	if err := exactFields(body, "file_ids"); err != nil {
+		return nil, err
 	}
 	var req initiateRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -212,6 +303,39 @@ func readInitiate(r *http.Request, maxFiles int) ([]int64, error) {
 	return ids, nil
 }
 
+// exactFields refuses a JSON object whose top-level names are not exactly among names, or
+// that names one twice: encoding/json matches names regardless of case and keeps the last
+// of two, so {"FILE_IDS": [7]} and {"file_ids": [7], "file_ids": [14]} would otherwise pass
+// as something the client may not have meant. Bodies that are not objects are left to the
+// decoder's own messages.
+func exactFields(body []byte, names ...string) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := tok.(string)
+		if !slices.Contains(names, name) {
+			return invalid("", "the body has a field %q; its fields are %s (names are case-sensitive)",
+				clip([]byte(name)), strings.Join(names, ", "))
+		}
+		if seen[name] {
+			return invalid(name, "%s appears twice in the body", name)
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
 func decodeError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	switch {
@@ -240,16 +364,26 @@ func clip(raw []byte) string {
 
 func etagOf(job *jobs.Job) string { return `"` + strconv.FormatInt(job.Seq, 10) + `"` }
 
-func handleStatus(store JobStore, log *slog.Logger) gin.HandlerFunc {
+func handleStatus(a *access, store JobStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		job, err := store.Get(c.Request.Context(), c.Param("job_id"))
-		if err != nil {
-			writeError(c, log, err)
+		job, ok := a.readJob(c, store)
+		if !ok {
 			return
+		}
+		if seen := seqOfTags(c.GetHeader("If-None-Match")); seen > job.Seq {
+			// The client saw a seq the record no longer has: it lost writes (a failover).
+			// Repaired, it takes a new epoch and a higher seq, which every client follows.
+			if _, err := store.Regressed(c.Request.Context(), job.ID, seen); err != nil {
+				writeError(c, a.log, err)
+				return
+			}
+			if job, ok = a.readJob(c, store); !ok {
+				return
+			}
 		}
 		c.Header("Cache-Control", "no-store")
 		c.Header("ETag", etagOf(job))
-		if match := c.GetHeader("If-None-Match"); match != "" && match == etagOf(job) {
+		if noneMatch(c.GetHeader("If-None-Match"), etagOf(job)) {
 			c.Status(http.StatusNotModified)
 			return
 		}
@@ -257,49 +391,94 @@ func handleStatus(store JobStore, log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-func handleCancel(store JobStore, queue TaskDeleter, log *slog.Logger) gin.HandlerFunc {
+// noneMatch reports whether an If-None-Match header matches etag, as RFC 9110 (13.1.2) says:
+// "*" matches any current representation, and a list of entity tags matches when one of
+// them does by the weak comparison, which ignores W/.
+func noneMatch(header, etag string) bool {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return false
+	}
+	if header == "*" {
+		return true
+	}
+	want := strings.TrimPrefix(etag, "W/")
+	for tag := range strings.SplitSeq(header, ",") {
+		if strings.TrimPrefix(strings.TrimSpace(tag), "W/") == want {
+			return true
+		}
+	}
+	return false
+}
+
+// seqOfTags is the highest seq an If-None-Match header names (status ETags are seqs).
+func seqOfTags(header string) int64 {
+	var highest int64
+	for tag := range strings.SplitSeq(header, ",") {
+		tag = strings.Trim(strings.TrimPrefix(strings.TrimSpace(tag), "W/"), `"`)
+		if n, err := strconv.ParseInt(tag, 10, 64); err == nil && n > highest {
+			highest = n
+		}
+	}
+	return highest
+}
+
+func handleCancel(a *access, store JobStore, queue Tasks, obs Observer) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
+		if _, ok := a.readJob(c, store); !ok {
+			return
+		}
 		id := c.Param("job_id")
 		job, err := store.Cancel(ctx, id)
 		if err != nil {
-			writeError(c, log, err)
+			a.writeJobError(c, err)
 			return
 		}
 		// A queued task leaves the queue now; a running one stops at its next progress step,
 		// when the store refuses it. Either way the job is canceled already.
-		if err := queue.DeleteTask(tasks.Queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			log.DebugContext(ctx, "canceled job's task stays until its worker sees it", "job", id, "err", err)
+		if err := queue.DeleteTask(tasks.Queue, job.Task); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			a.log.DebugContext(ctx, "canceled job's task stays until its worker sees it", "job", id, "err", err)
 		}
-		log.InfoContext(ctx, "job canceled", "job", id)
+		obs.JobFinished(jobs.StatusCanceled, job.CreatedAt)
+		a.log.InfoContext(ctx, "job canceled", "job", id)
 		c.Header("Cache-Control", "no-store")
 		c.JSON(http.StatusAccepted, statusOf(job))
 	}
 }
 
-func handleFile(store JobStore, files FileReader, log *slog.Logger) gin.HandlerFunc {
+// handleFile serves a ready file of a job, or, with links, redirects to a URL of it where it
+// is kept; the checks of access and readiness come first either way.
+func handleFile(a *access, store JobStore, files FileReader, links FileLinker) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.Param("job_id")
 		fileID, ok := jobs.ParseFileID(c.Param("file_id"))
 		if !ok {
-			writeError(c, log, invalid("file_id", "file ids are positive integers below 2^53"))
+			writeError(c, a.log, invalid("file_id", "file ids are positive integers below 2^53"))
 			return
 		}
-		job, err := store.Get(c.Request.Context(), id)
-		if err != nil {
-			writeError(c, log, err)
+		job, ok := a.readJob(c, store)
+		if !ok {
 			return
 		}
 		if !fileReady(job, fileID) {
-			writeError(c, log, notFound("file %d is not a ready file of this job", fileID))
+			a.writeJobError(c, notFound("file %d is not a ready file of this job", fileID))
+			return
+		}
+		if links != nil {
+			url, err := links.DownloadURL(c.Request.Context(), id, fileID)
+			if err != nil {
+				a.writeStoreError(c, fileID, err)
+				return
+			}
+			// The URL is short-lived: nothing may keep the redirect for later.
+			c.Header("Cache-Control", "no-store")
+			c.Redirect(http.StatusFound, url)
 			return
 		}
 		f, err := files.Open(id, fileID)
-		if errors.Is(err, storage.ErrNotFound) {
-			writeError(c, log, notFound("file %d is no longer stored", fileID))
-			return
-		} else if err != nil {
-			writeError(c, log, err)
+		if err != nil {
+			a.writeStoreError(c, fileID, err)
 			return
 		}
 		defer f.Close()
@@ -309,8 +488,59 @@ func handleFile(store JobStore, files FileReader, log *slog.Logger) gin.HandlerF
 		// Content is derived from the file id alone and never replaced, so the id and size
 		// make a strong validator; ServeContent then answers Range and conditional requests.
 		c.Header("ETag", fmt.Sprintf(`"%d-%d"`, fileID, f.Size))
-		http.ServeContent(c.Writer, c.Request, name, time.Time{}, f)
+		w := &rangeErrors{ResponseWriter: steadyWriter{c.Writer, http.NewResponseController(c.Writer)}}
+		http.ServeContent(w, c.Request, name, time.Time{}, f)
 	}
+}
+
+// rangeErrors answers a Range that http.ServeContent cannot satisfy with the contract's
+// error body (ServeContent writes plain text), keeping its Content-Range: bytes */SIZE.
+type rangeErrors struct {
+	http.ResponseWriter
+	refused bool
+}
+
+func (w *rangeErrors) WriteHeader(status int) {
+	if status != http.StatusRequestedRangeNotSatisfiable {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.refused = true
+	w.Header().Del("Content-Length")
+	w.Header().Del("Content-Disposition") // there is no attachment to name
+	writeErrorTo(w.ResponseWriter, &Error{Status: status, Code: CodeInvalidRequest, Field: "Range",
+		Message: "the Range asks for bytes the file does not have; its size is in Content-Range"})
+}
+
+func (w *rangeErrors) Write(b []byte) (int, error) {
+	if w.refused {
+		return len(b), nil // ServeContent's own message, already replaced
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// writeStoreError answers a file the record calls ready that storage cannot give.
+func (a *access) writeStoreError(c *gin.Context, fileID int64, err error) {
+	if errors.Is(err, storage.ErrNotFound) {
+		writeError(c, a.log, notFound("file %d is no longer stored", fileID))
+		return
+	}
+	writeError(c, a.log, err)
+}
+
+// steadyWriter gives each write of a download its own deadline, so a client may take as
+// long as it needs for a big file while it reads, and one that stops reading is let go.
+type steadyWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+// writeStall is how long one write of a download may wait for the client.
+const writeStall = 30 * time.Second
+
+func (w steadyWriter) Write(b []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(writeStall))
+	return w.ResponseWriter.Write(b)
 }
 
 func fileReady(job *jobs.Job, fileID int64) bool {

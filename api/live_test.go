@@ -221,3 +221,60 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestAClientThatSawLostWritesEndsOnTheRealState: a failover loses a job's last writes
+// after a live client saw them (the record is put back as it was, as the new master has it,
+// and the pub/sub connection drops, as it does in a failover). The client does not wait
+// for a seq that will never come: the record gets a new epoch and a higher seq, the client a
+// snapshot of it, and it ends on the job's real final state.
+func TestAClientThatSawLostWritesEndsOnTheRealState(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	ctx := context.Background()
+	id := e.newJob(t, 70000, 70007)
+	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: 10})
+	conn := e.dial(t, id, nil)
+	done := make(chan []livetest.Message)
+	go func() { msgs, _ := livetest.Follow(t, conn); done <- msgs }()
+	waitFor(t, "the watch", func() bool { return e.api.Watchers() == 1 })
+
+	saved, err := e.rdb.Dump(ctx, jobs.RecordKey(id)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client sees these; the failover will lose them.
+	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: 50})
+	e.update(t, id, jobs.File{ID: 70007, Status: jobs.StatusProcessing, Percent: 40})
+	before, _ := e.store.Get(ctx, id)
+	time.Sleep(200 * time.Millisecond)
+	if err := e.rdb.RestoreReplace(ctx, jobs.RecordKey(id), 0, saved).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the record repaired", func() bool {
+		j, err := e.store.Get(ctx, id)
+		return err == nil && j.Epoch != before.Epoch && j.Seq > before.Seq
+	})
+	// The worker goes on from what the record has now.
+	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusReady, Percent: 100, Size: 1})
+	e.update(t, id, jobs.File{ID: 70007, Status: jobs.StatusUnavailable, Percent: 100})
+	if _, err := e.store.Complete(ctx, id, "a"); err != nil {
+		t.Fatal(err)
+	}
+	msgs := <-done
+	final, _ := e.store.Get(ctx, id)
+	last := msgs[len(msgs)-1]
+	if last.Status != "completed" || last.Seq != final.Seq {
+		t.Errorf("the client ended on %+v, want the job's real final state (completed at seq %d)", last, final.Seq)
+	}
+	epochs := map[string]bool{}
+	for _, m := range msgs {
+		if m.Type == "snapshot" && m.Job != nil {
+			epochs[m.Job.Epoch] = true
+		}
+	}
+	if len(epochs) < 2 {
+		t.Errorf("the client got snapshots of epochs %v, want the repaired one too", epochs)
+	}
+}

@@ -22,9 +22,11 @@ type statusBody struct {
 	JobID       string        `json:"job_id"`
 	Status      jobs.Status   `json:"status"`
 	Seq         int64         `json:"seq"`
+	Epoch       string        `json:"epoch"`
 	Progress    jobs.Progress `json:"progress"`
 	Files       []fileBody    `json:"files"`
 	Error       *jobs.Error   `json:"error"`
+	Waiting     *jobs.Waiting `json:"waiting"`
 	CreatedAt   time.Time     `json:"created_at"`
 	UpdatedAt   time.Time     `json:"updated_at"`
 	FinishedAt  *time.Time    `json:"finished_at"`
@@ -45,16 +47,17 @@ func statusOf(job *jobs.Job) statusBody {
 			files[i].DownloadURL = fileURL(job.ID, f.ID)
 		}
 	}
-	return statusBody{JobID: job.ID, Status: job.Status, Seq: job.Seq, Progress: job.Progress, Files: files,
-		Error: job.Error, CreatedAt: job.CreatedAt, UpdatedAt: job.UpdatedAt, FinishedAt: job.FinishedAt,
+	return statusBody{JobID: job.ID, Status: job.Status, Seq: job.Seq, Epoch: job.Epoch, Progress: job.Progress, Files: files,
+		Error: job.Error, Waiting: job.Waiting, CreatedAt: job.CreatedAt, UpdatedAt: job.UpdatedAt, FinishedAt: job.FinishedAt,
 		PollAfterMS: pollAfterMS}
 }
 
 // snapshot is the first message of every live connection.
 type snapshot struct {
-	Type string     `json:"type"`
-	Seq  int64      `json:"seq"`
-	Job  statusBody `json:"job"`
+	Type  string     `json:"type"`
+	Seq   int64      `json:"seq"`
+	Epoch string     `json:"epoch"`
+	Job   statusBody `json:"job"`
 }
 
 // renderer renders jobs for the hub.
@@ -63,7 +66,7 @@ type renderer struct{}
 var _ live.Renderer = renderer{}
 
 func (renderer) Snapshot(job *jobs.Job) []byte {
-	msg, _ := json.Marshal(snapshot{Type: "snapshot", Seq: job.Seq, Job: statusOf(job)})
+	msg, _ := json.Marshal(snapshot{Type: "snapshot", Seq: job.Seq, Epoch: job.Epoch, Job: statusOf(job)})
 	return msg
 }
 

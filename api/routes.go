@@ -14,14 +14,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/limits"
 	"github.com/longhaul-dev/longhaul/live"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"github.com/olahol/melody"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/netutil"
 )
 
 // Defaults of Config, also the defaults of the settings that configure them.
@@ -42,6 +45,53 @@ type Config struct {
 	AllowedOrigins []string
 	// Tasks derive the limits of enqueued tasks.
 	Tasks tasks.Options
+	// Auth says whether requests need an API key. If empty, AuthKeys is used.
+	Auth AuthMode
+	// MaxConnections caps the connections this process accepts at once, so that it never
+	// runs out of file descriptors (it would then refuse even /healthz). If zero,
+	// MaxConnectionsDefault() is used.
+	MaxConnections int
+	// MaxLive caps this process's live connections below MaxConnections, leaving room for
+	// plain requests: past it, a new live connection is refused with 503 while /healthz and
+	// the API still answer. If zero, MaxLiveDefault(MaxConnections) is used.
+	MaxLive int
+	// TrustedProxies are the addresses and CIDR ranges of proxies whose X-Forwarded-For
+	// names the client; from any other peer the header changes nothing.
+	TrustedProxies []string
+	// PublicOrigins are the origins people reach the API at (https://downloads.example.com).
+	// With auth on, a request's Host and a WebSocket's Origin must be one of them, rather
+	// than trusted from the request; if empty, only loopback names pass.
+	PublicOrigins []string
+	// TLSCert and TLSKey are the files of a certificate and its key; when set, the server
+	// speaks only TLS.
+	TLSCert, TLSKey string
+	// ReadHeaderTimeout bounds reading a request's headers, ReadTimeout its whole body, so
+	// that slow clients cannot hold connections. If zero, ReadHeaderTimeoutDefault and
+	// ReadTimeoutDefault are used. Live connections are not bound by ReadTimeout.
+	ReadHeaderTimeout, ReadTimeout time.Duration
+}
+
+// Defaults of the server's timeouts.
+const (
+	ReadHeaderTimeoutDefault = 10 * time.Second
+	ReadTimeoutDefault       = 30 * time.Second
+	// maxHeaderBytes is far above what any client of the contract sends.
+	maxHeaderBytes = 32 << 10
+)
+
+// MaxConnectionsDefault leaves room below the process's open-file limit (which Go raises
+// to the hard limit at start) for Redis connections, stored files and logs.
+func MaxConnectionsDefault() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 1 << 20
+	}
+	return max(int(lim.Cur)-256, 64)
+}
+
+// MaxLiveDefault keeps a tenth of maxConnections, and at least 64, for plain requests.
+func MaxLiveDefault(maxConnections int) int {
+	return max(maxConnections-max(maxConnections/10, 64), 1)
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -52,6 +102,21 @@ func (c Config) WithDefaults() Config {
 	if c.PingInterval <= 0 {
 		c.PingInterval = PingIntervalDefault
 	}
+	if c.Auth == "" {
+		c.Auth = AuthKeys
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = MaxConnectionsDefault()
+	}
+	if c.MaxLive <= 0 {
+		c.MaxLive = MaxLiveDefault(c.MaxConnections)
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = ReadHeaderTimeoutDefault
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = ReadTimeoutDefault
+	}
 	return c
 }
 
@@ -60,10 +125,18 @@ type Deps struct {
 	Redis     redis.UniversalClient // the live hub's pub/sub connection comes from it
 	Store     JobStore
 	Queue     Enqueuer
-	Tasks     TaskDeleter
+	Tasks     Tasks
 	Files     FileReader
-	UI        fs.FS        // the browser UI's files, with index.html at the root
-	Dashboard http.Handler // asynqmon, mounted at /monitoring/
+	Links     FileLinker     // if not nil, downloads are redirected to the URLs it gives
+	Sizes     Estimator      // what a job's files will take, checked against the limits
+	Keys      KeyStore       // API keys, when Config.Auth is AuthKeys
+	Tickets   TicketStore    // live-channel tickets
+	Limits    *limits.Limits // each caller's share
+	UI        fs.FS          // the browser UI's files, with index.html at the root
+	Docs      fs.FS          // the files of the page that renders the OpenAPI document, index.html at the root
+	Dashboard http.Handler   // asynqmon, mounted at /monitoring/; if nil, there is none
+	Metrics   http.Handler   // serves GET /metrics (admin only with keys); if nil, it is not on this address
+	Observer  Observer       // is told what the API serves, for metrics; if nil, nobody is
 	Log       *slog.Logger
 }
 
@@ -75,7 +148,9 @@ const (
 	pathJob      = "/v1/download/:job_id"
 	pathFile     = "/v1/download/:job_id/files/:file_id"
 	pathEvents   = "/v1/download/:job_id/events"
+	pathTicket   = "/v1/download/:job_id/ticket"
 	pathWS       = "/ws/download/:job_id"
+	pathMe       = "/v1/me"
 )
 
 // pathOf fills the parameters of a route pattern, in order.
@@ -95,23 +170,34 @@ func fileURL(jobID string, fileID int64) string {
 
 // Server is the API: its routes, its live connections and the HTTP server that serves them.
 type Server struct {
-	router *gin.Engine
-	ws     *melody.Melody
-	hub    *live.Hub
-	http   *http.Server
-	log    *slog.Logger
+	router   *gin.Engine
+	ws       *melody.Melody
+	hub      *live.Hub
+	conns    *conns
+	http     *http.Server
+	tls      [2]string // certificate and key files, when it serves TLS
+	maxConns int
+	log      *slog.Logger
 
 	// served receives what ended the HTTP server, once; the goroutine of Start owns it.
 	served chan error
-	wg     sync.WaitGroup
+	// stop ends the background work of Start (renewing live connections' places), which
+	// wg awaits with the HTTP server.
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 // New returns the API with every route of the contract.
 func New(cfg Config, d Deps) *Server {
 	cfg = cfg.WithDefaults()
 	log := d.Log.With("component", "api")
-	hub := live.NewHub(d.Redis, d.Store, renderer{}, d.Log.With("component", "hub"))
-	ws := newMelody(cfg.PingInterval, cfg.AllowedOrigins, hub)
+	obs := d.Observer
+	if obs == nil {
+		obs = unobserved{}
+	}
+	hub := live.NewHub(d.Redis, d.Store, renderer{}, d.Log.With("component", "hub"), obs)
+	hosts := newHostCheck(cfg.Auth, cfg.PublicOrigins, cfg.AllowedOrigins)
+	ws := newMelody(cfg.PingInterval, hosts, hub)
 	watchOnConnect(ws, hub, log)
 
 	r := gin.New()
@@ -119,22 +205,61 @@ func New(cfg Config, d Deps) *Server {
 	// refused as a malformed id, not routed elsewhere.
 	r.UseRawPath = true
 	r.RedirectTrailingSlash = false
-	r.Use(recovery(log), accessLog(log), cors(cfg.AllowedOrigins))
+	// The client's address is the peer's, unless the peer is a trusted proxy: then it is
+	// what X-Forwarded-For says. Gin trusts every peer unless told otherwise.
+	r.ForwardedByClientIP = true
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		panic(fmt.Sprintf("api: TrustedProxies: %v", err)) // the configuration reader checks them
+	}
+	// Requests are named and counted before anything else runs, so that a panic's 500 is
+	// counted and logged with the request's id too.
+	r.Use(requestIDs(prefixesOf(cfg.TrustedProxies)), countRequests(obs), recovery(log),
+		securityHeaders, accessLog(log), hosts.middleware(log), cors(cfg.AllowedOrigins))
 
-	r.GET("/healthz", handleHealth)
-	r.GET("/readyz", handleReady(d.Store, log))
+	// A wrong method is 405 with Allow, and HEAD works wherever GET does: load balancers
+	// and uptime checks send it.
+	r.HandleMethodNotAllowed = true
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, log, &Error{Status: http.StatusMethodNotAllowed, Code: CodeInvalidRequest,
+			Message: fmt.Sprintf("%s is not allowed here; this path takes %s", c.Request.Method, c.Writer.Header().Get("Allow"))})
+	})
+	get := func(path string, handlers ...gin.HandlerFunc) {
+		r.GET(path, handlers...)
+		r.HEAD(path, handlers...)
+	}
 
-	r.POST(pathInitiate, handleInitiate(d.Store, d.Queue, cfg.MaxFiles, cfg.Tasks, log))
-	r.GET(pathStatus, requireJobID(log), handleStatus(d.Store, log))
-	r.DELETE(pathJob, requireJobID(log), handleCancel(d.Store, d.Tasks, log))
-	r.GET(pathFile, requireJobID(log), handleFile(d.Store, d.Files, log))
-	r.GET(pathEvents, requireJobID(log), handleEvents(hub, cfg.PingInterval, log))
-	r.GET(pathWS, requireJobID(log), handleWebSocket(ws, log))
+	get("/healthz", handleHealth)
+	get("/readyz", handleReady(d.Store, log))
+	get(pathOpenAPI, handleOpenAPI(mustOpenAPIJSON()))
+	get(pathDocs, serveDocs(d.Docs, log))
+	get(pathDocsFile, serveDocs(d.Docs, log))
 
-	r.Any("/monitoring/*path", gin.WrapH(d.Dashboard))
-	r.GET("/monitoring", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/monitoring/") })
+	a := &access{mode: cfg.Auth, keys: d.Keys, tickets: d.Tickets, limits: d.Limits, log: log}
+	cs := newConns(cfg.MaxLive, d.Limits, log, obs)
+	start := &initiate{access: a, store: d.Store, queue: d.Queue, tasks: d.Tasks, sizes: d.Sizes, maxFiles: cfg.MaxFiles,
+		opts: cfg.Tasks, log: log, obs: obs}
+	get(pathMe, a.identify, handleMe(cfg.Auth))
+	r.POST(pathInitiate, a.identify, start.handle)
+	get(pathStatus, requireJobID(log), a.identify, handleStatus(a, d.Store))
+	r.DELETE(pathJob, requireJobID(log), a.identify, handleCancel(a, d.Store, d.Tasks, obs))
+	get(pathFile, requireJobID(log), a.identify, handleFile(a, d.Store, d.Files, d.Links))
+	r.POST(pathTicket, requireJobID(log), a.identify, handleTicket(a, d.Store))
+	r.GET(pathEvents, requireJobID(log), a.identifyLive, handleEvents(a, d.Store, cs, hub, cfg.PingInterval))
+	r.GET(pathWS, requireJobID(log), a.identifyLive, handleWebSocket(a, d.Store, cs, ws))
+
+	if d.Metrics != nil {
+		get(pathMetrics, a.guardMetrics, gin.WrapH(d.Metrics))
+	}
+	if d.Dashboard != nil {
+		r.Any("/monitoring/*path", a.guardDashboard, gin.WrapH(d.Dashboard))
+		get("/monitoring", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/monitoring/") })
+	}
 
 	page := servePage(d.UI)
+	showPage := func(c *gin.Context) { page(c) }
+	get("/", showPage)
+	get("/jobs/*job", showPage)
 	r.NoRoute(func(c *gin.Context) {
 		p := c.Request.URL.Path
 		if strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/ws/") || p == "/v1" || p == "/ws" ||
@@ -142,11 +267,16 @@ func New(cfg Config, d Deps) *Server {
 			writeError(c, log, notFound("no such endpoint: %s %s", c.Request.Method, p))
 		}
 	})
-	s := &Server{router: r, ws: ws, hub: hub, log: log, served: make(chan error, 1)}
+	s := &Server{router: r, ws: ws, hub: hub, conns: cs, maxConns: cfg.MaxConnections, log: log,
+		served: make(chan error, 1)}
+	s.tls = [2]string{cfg.TLSCert, cfg.TLSKey}
 	s.http = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s
 }
@@ -158,8 +288,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 // before Shutdown arrives on Err.
 func (s *Server) Start(l net.Listener) {
 	s.hub.Start()
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	s.wg.Go(func() { s.conns.renew(ctx) })
+	l = netutil.LimitListener(l, s.maxConns)
 	s.wg.Go(func() {
-		if err := s.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.tls[0] != "" {
+			err = s.http.ServeTLS(l, s.tls[0], s.tls[1])
+		} else {
+			err = s.http.Serve(l)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			s.served <- fmt.Errorf("serve http: %w", err)
 		}
 	})
@@ -178,6 +318,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	if err := s.http.Shutdown(ctx); err != nil {
 		s.log.Warn("http shutdown cut short", "err", err)
 	}
+	s.stop()
 	s.wg.Wait()
 }
 
@@ -233,11 +374,13 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 	})
 }
 
+// accessLog logs every request with its route pattern, never its URL: the query string
+// carries tickets. The request's id comes from its context.
 func accessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		log.DebugContext(c.Request.Context(), "request", "method", c.Request.Method, "path", c.Request.URL.Path,
+		log.DebugContext(c.Request.Context(), "request", "method", c.Request.Method, "route", c.FullPath(),
 			"status", c.Writer.Status(), "duration", time.Since(start))
 	}
 }

@@ -16,8 +16,12 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/api"
+	"github.com/longhaul-dev/longhaul/auth"
 	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/limits"
+	"github.com/longhaul-dev/longhaul/origin"
+	"github.com/longhaul-dev/longhaul/requestid"
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/redis/go-redis/v9"
 )
@@ -29,39 +33,84 @@ func TestMain(m *testing.M) {
 
 // env is an API on a real Redis with no worker: tests drive jobs through the store.
 type env struct {
-	srv   *server
-	api   *api.Server
-	store *jobs.Store
-	files *storage.Dir
-	rdb   *redis.Client
-	redis *redistest.Server
+	srv      *server
+	api      *api.Server
+	apiKeys  *auth.Keys
+	store    *jobs.Store
+	files    storage.Store
+	filesDir string // empty when files are kept in a bucket
+	rdb      *redis.Client
+	redis    *redistest.Server
+	// contract checks every request that do sends, and its answer, against the document.
+	contract *contract
 }
 
+// newEnv starts an API configured by cfg, with auth off unless cfg says otherwise, and no
+// limits.
 func newEnv(t *testing.T, cfg api.Config) *env {
 	t.Helper()
-	return newEnvWith(t, cfg, jobs.Options{})
+	return newEnvWith(t, cfg, envOptions{})
 }
 
-// newEnvWith is newEnv with a store configured by opts.
-func newEnvWith(t *testing.T, cfg api.Config, opts jobs.Options) *env {
+// envOptions configure what newEnvWith builds beside the API.
+type envOptions struct {
+	store     jobs.Options
+	limits    limitsConfig
+	sizes     api.Estimator // if nil, the demo's origin with its default sizes
+	ticketTTL time.Duration // if zero, auth.TicketTTLDefault
+	log       io.Writer     // where the API logs, at debug level; if nil, nowhere (or the test's log with -v)
+	// bucket, if not nil, keeps the files instead of a directory, and downloads are
+	// redirected to it.
+	bucket *storage.Bucket
+}
+
+type limitsConfig = limits.Config
+
+// newEnvWith is newEnv with the store and limits of opts.
+func newEnvWith(t *testing.T, cfg api.Config, opts envOptions) *env {
 	t.Helper()
+	if cfg.Auth == "" {
+		cfg.Auth = api.AuthNone
+	}
+	if opts.sizes == nil {
+		opts.sizes = origin.Simulated{}
+	}
 	rs := redistest.Start(t, redistest.Options{})
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opts.log != nil {
+		log = slog.New(requestid.LogHandler(slog.NewTextHandler(opts.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	} else if testing.Verbose() {
+		log = slog.New(requestid.LogHandler(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	}
-	store := jobs.NewStore(rdb, opts)
-	files, err := storage.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	store := jobs.NewStore(rdb, opts.store)
+	keys := auth.NewKeys(rdb)
+	var files storage.Store
+	var links api.FileLinker
+	var filesDir string
+	if opts.bucket != nil {
+		files, links = opts.bucket, opts.bucket
+	} else {
+		filesDir = t.TempDir()
+		dir, err := storage.NewDir(filesDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = dir
 	}
 	a := api.New(cfg, api.Deps{
 		Redis: rdb, Store: store, Queue: asynq.NewClientFromRedisClient(rdb),
-		Tasks: asynq.NewInspectorFromRedisClient(rdb), Files: files, Log: log,
+		Tasks: asynq.NewInspectorFromRedisClient(rdb), Files: files, Links: links, Log: log,
+		Sizes: opts.sizes, Keys: keys, Tickets: auth.NewTickets(rdb, opts.ticketTTL),
+		Limits:    limits.New(rdb, store, opts.limits, time.Hour),
 		UI:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>longhaul</title>")}},
+		Docs:      docsPage(),
 		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "dashboard") }),
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			io.WriteString(w, "# the metrics\n")
+		}),
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,7 +122,8 @@ func newEnvWith(t *testing.T, cfg api.Config, opts jobs.Options) *env {
 		defer cancel()
 		a.Shutdown(ctx)
 	})
-	return &env{srv: &server{URL: "http://" + l.Addr().String()}, api: a, store: store, files: files, rdb: rdb, redis: rs}
+	return &env{srv: &server{URL: "http://" + l.Addr().String()}, api: a, apiKeys: keys, store: store, files: files, filesDir: filesDir,
+		rdb: rdb, redis: rs, contract: newContract(t)}
 }
 
 // server is where the API of a test listens.
@@ -105,6 +155,7 @@ func (e *env) do(t *testing.T, method, path, contentType, body string, header ..
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	e.contract.check(t, req, body, resp, data)
 	return resp, string(data)
 }
 

@@ -2,12 +2,12 @@ package api
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/live"
 )
 
@@ -52,13 +52,26 @@ func (s *sseSink) Close(code int, _ string) {
 	})
 }
 
-func handleEvents(hub *live.Hub, ping time.Duration, log *slog.Logger) gin.HandlerFunc {
+func handleEvents(a *access, store JobStore, cs *conns, hub *live.Hub, ping time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
+		hidden, ok := a.hiddenJob(c, store)
+		if !ok {
+			return
+		}
+		if hidden {
+			a.writeJobError(c, jobs.ErrNotFound)
+			return
+		}
+		release, ok := cs.acquire(c)
+		if !ok {
+			return
+		}
+		defer release()
 		sink := newSSESink()
 		stop, err := hub.Watch(ctx, c.Param("job_id"), sink)
 		if err != nil {
-			writeError(c, log, err)
+			a.writeJobError(c, err)
 			return
 		}
 		defer stop()
@@ -68,6 +81,9 @@ func handleEvents(hub *live.Hub, ping time.Duration, log *slog.Logger) gin.Handl
 		h.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
 		c.Status(http.StatusOK)
 		stream := &sseStream{w: c.Writer, rc: http.NewResponseController(c.Writer)}
+		// The server's ReadTimeout is for reading requests; past it net/http would end this
+		// stream's context. The stream's own writes have their deadlines.
+		stream.rc.SetReadDeadline(time.Time{})
 		// A comment at once gets the headers through proxies before the first event.
 		if stream.write(": connected\n\n") != nil {
 			return
@@ -86,10 +102,15 @@ func handleEvents(hub *live.Hub, ping time.Duration, log *slog.Logger) gin.Handl
 				}
 			case <-sink.done:
 				stream.drain(sink)
-				if sink.code == live.CloseNormal {
+				switch sink.code {
+				case live.CloseNormal:
 					stream.write("event: end\ndata: {}\n\n")
-				} else if sink.code == live.CloseTooSlow {
-					hub.ClosedSlow("sse", c.Param("job_id"), sseBuffer)
+				case live.CloseNotFound:
+					// The job vanished while watched: the same error message as on a
+					// WebSocket, then the end, so the client stops reconnecting.
+					stream.write("data: " + string(errJobNotFound.frame()) + "\n\nevent: end\ndata: {}\n\n")
+				case live.CloseTooSlow:
+					hub.ClosedSlow(channelSSE, c.Param("job_id"), sseBuffer)
 				}
 				return
 			case <-ctx.Done():

@@ -22,7 +22,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ w
 // After a deliberate change of the contract, run go test ./api -run WireFormat -update.
 func TestWireFormat(t *testing.T) {
 	clock := time.Date(2026, 11, 29, 22, 0, 0, 0, time.UTC)
-	e := newEnvWith(t, api.Config{}, jobs.Options{Now: func() time.Time { return clock }})
+	e := newEnvWith(t, api.Config{}, envOptions{store: jobs.Options{Now: func() time.Time { return clock },
+		NewEpoch: func() string { return "e1" }}})
 	ctx := context.Background()
 	const canceled, completed, failed = "dl_01JH3W7ZK8Q4X9V2N6M5R0T8YB", "dl_01JH3W7ZK8Q4X9V2N6M5R0T8YC", "dl_01JH3W7ZK8Q4X9V2N6M5R0T8YD"
 	for _, id := range []string{canceled, completed, failed} {
@@ -64,6 +65,18 @@ func TestWireFormat(t *testing.T) {
 	}
 	_, body := e.do(t, "GET", "/v1/download/status/"+canceled, "", "")
 	golden(t, "status-processing", []byte(body))
+
+	lost := jobs.Waiting{Reason: jobs.WaitingWorkerLost, Since: clock, ResumeBy: clock.Add(40 * time.Second)}
+	if marked, err := e.store.MarkWaiting(ctx, canceled, lost); err != nil || !marked {
+		t.Fatalf("mark waiting: %v, %v", marked, err)
+	}
+	next("event-job-waiting")
+	_, body = e.do(t, "GET", "/v1/download/status/"+canceled, "", "")
+	golden(t, "status-waiting", []byte(body))
+	if _, err := e.store.Claim(ctx, canceled, "b"); err != nil {
+		t.Fatal(err)
+	}
+	next("event-job-resumed")
 
 	if _, err := e.store.Cancel(ctx, canceled); err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,10 +14,9 @@ import (
 	"github.com/olahol/melody"
 )
 
-// Close codes of the live WebSocket, beside the standard 1000, 1001 and 1011.
-const (
-	CloseNotFound = 4404
-)
+// CloseNotFound is the close code of a WebSocket whose job does not exist, or vanished
+// while watched, after an error message that says so.
+const CloseNotFound = live.CloseNotFound
 
 // watchTimeout bounds the start of a watch: the subscription and the first snapshot.
 const watchTimeout = 5 * time.Second
@@ -31,13 +28,13 @@ const wsBuffer = 64
 // newMelody configures melody for live progress: pings often enough for proxies with a 30 s
 // idle limit, a small read limit (clients send nothing), an Origin check, and a slow client
 // closed rather than silently skipped.
-func newMelody(ping time.Duration, allowed []string, hub *live.Hub) *melody.Melody {
+func newMelody(ping time.Duration, hosts *hostCheck, hub *live.Hub) *melody.Melody {
 	m := melody.New()
 	m.Config.PingPeriod = ping
 	m.Config.PongWait = ping + 10*time.Second
 	m.Config.MaxMessageSize = 512
 	m.Config.MessageBufferSize = wsBuffer
-	m.Upgrader.CheckOrigin = originChecker(allowed)
+	m.Upgrader.CheckOrigin = hosts.originAllowed
 	// Idle connections hold no write buffer: they share a pool.
 	m.Upgrader.WriteBufferPool = &sync.Pool{}
 	m.Upgrader.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
@@ -48,7 +45,7 @@ func newMelody(ping time.Duration, allowed []string, hub *live.Hub) *melody.Melo
 			// melody would drop this message and carry on, and its close message would
 			// queue behind the full buffer: close the connection underneath instead.
 			id, _ := s.Keys["job"].(string)
-			hub.ClosedSlow("websocket", id, wsBuffer)
+			hub.ClosedSlow(channelWebSocket, id, wsBuffer)
 			s.WebsocketConnection().Close()
 		}
 	})
@@ -64,59 +61,57 @@ func upgradeRefusal(status int) *Error {
 	return errNotAnUpgrade
 }
 
-// originChecker accepts requests without an Origin (scripts), from the server's own origin
-// (the Host the request came to, which a proxy in front must forward), and from the
-// configured extra origins.
-func originChecker(allowed []string) func(*http.Request) bool {
-	extra := map[string]bool{}
-	for _, o := range allowed {
-		extra[strings.TrimRight(strings.ToLower(o), "/")] = true
-	}
-	return func(r *http.Request) bool {
-		origin := r.Header.Get("Origin")
-		if origin == "" {
-			return true
-		}
-		if extra[strings.ToLower(origin)] {
-			return true
-		}
-		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
-	}
-}
-
 // wsSink is a WebSocket as the hub sees it.
 type wsSink struct{ s *melody.Session }
 
 func (w wsSink) Send(_ int64, msg []byte) { w.s.Write(msg) }
 
 func (w wsSink) Close(code int, reason string) {
+	if code == CloseNotFound {
+		w.s.Write(errJobNotFound.frame())
+	}
 	w.s.CloseWithMsg(melody.FormatCloseMessage(code, reason))
 }
 
-func handleWebSocket(m *melody.Melody, log *slog.Logger) gin.HandlerFunc {
+func handleWebSocket(a *access, store JobStore, cs *conns, m *melody.Melody) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		keys := map[string]any{"job": c.Param("job_id")}
+		hidden, ok := a.hiddenJob(c, store)
+		if !ok {
+			return
+		}
+		release, ok := cs.acquire(c)
+		if !ok {
+			return
+		}
+		// melody serves the connection in this goroutine until it ends.
+		defer release()
+		keys := map[string]any{"job": c.Param("job_id"), "hidden": hidden}
 		if err := m.HandleRequestWithKeys(c.Writer, c.Request, keys); errors.Is(err, melody.ErrClosed) {
-			writeError(c, log, errUnavailable)
+			writeError(c, a.log, errUnavailable)
 		}
 	}
 }
+
+// notFoundAndClose tells a WebSocket client that its job does not exist, and closes 4404.
+func notFoundAndClose(s *melody.Session) { wsSink{s}.Close(CloseNotFound, "job not found") }
 
 // watchOnConnect starts the hub's watch of a new WebSocket's job, and stops it when the
 // connection ends.
 func watchOnConnect(m *melody.Melody, hub *live.Hub, log *slog.Logger) {
 	m.HandleConnect(func(s *melody.Session) {
 		id := s.Keys["job"].(string)
+		if s.Keys["hidden"] == true {
+			notFoundAndClose(s)
+			return
+		}
 		ctx, cancel := context.WithTimeout(s.Request.Context(), watchTimeout)
 		defer cancel()
 		stop, err := hub.Watch(ctx, id, wsSink{s})
 		switch {
 		case errors.Is(err, jobs.ErrNotFound):
-			s.Write(errJobNotFound.frame())
-			s.CloseWithMsg(melody.FormatCloseMessage(CloseNotFound, "job not found"))
+			notFoundAndClose(s)
 		case err != nil:
-			log.Warn("live watch failed", "job", id, "err", err)
+			log.WarnContext(s.Request.Context(), "live watch failed", "job", id, "err", err)
 			s.Write(errUnavailable.frame())
 			s.CloseWithMsg(melody.FormatCloseMessage(live.CloseTryAgainLate, "unavailable"))
 		default:

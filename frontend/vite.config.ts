@@ -24,6 +24,8 @@ export default defineConfig({
       '/monitoring': { target: api, changeOrigin: false },
       '/healthz': { target: api },
       '/readyz': { target: api },
+      '/openapi.json': { target: api },
+      '/docs': { target: api },
     },
   },
   test: {

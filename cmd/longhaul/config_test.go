@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -46,6 +48,7 @@ func TestConfigRefusesBadValuesWithAFix(t *testing.T) {
 		{"LONGHAUL_MAX_FILES", "-3", "from 1 to"},
 		{"LONGHAUL_RETENTION", "5s", "at least 1m"},
 		{"LONGHAUL_LOG_FORMAT", "xml", "text, json"},
+		{"LONGHAUL_METRICS_ADDR", "9100", "like :9100"},
 		{"REDIS_URL", "localhost:6379", "redis://"},
 	}
 	for _, c := range cases {
@@ -58,6 +61,78 @@ func TestConfigRefusesBadValuesWithAFix(t *testing.T) {
 			})
 			if err == nil || !strings.Contains(err.Error(), c.name) || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s=%q: got %v, want a message naming it and saying %q", c.name, c.value, err, c.want)
+			}
+		})
+	}
+}
+
+func TestConfigReadsTheBucket(t *testing.T) {
+	env := map[string]string{
+		"LONGHAUL_STORAGE": "s3://files/longhaul", "LONGHAUL_S3_ENDPOINT": "http://127.0.0.1:9000",
+		"LONGHAUL_S3_PATH_STYLE": "true", "LONGHAUL_S3_PART_SIZE": "16MiB", "LONGHAUL_S3_DOWNLOADS": "redirect",
+		"LONGHAUL_S3_URL_EXPIRY": "1m", "AWS_REGION": "eu-west-1",
+		"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "token",
+	}
+	c, err := loadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := storage.BucketConfig{Bucket: "files", Prefix: "longhaul", Endpoint: "http://127.0.0.1:9000",
+		Region: "eu-west-1", PathStyle: true, AccessKeyID: "AKID", SecretAccessKey: "secret", SessionToken: "token",
+		PartSize: 16 << 20, URLExpiry: time.Minute}
+	if c.S3 == nil {
+		t.Fatal("no bucket configured")
+	}
+	if diff := cmp.Diff(want, *c.S3); diff != "" || !c.S3Redirect {
+		t.Errorf("bucket (-want +got):\n%s\nredirect %v, want true", diff, c.S3Redirect)
+	}
+
+	c, err = loadConfig(func(k string) string { return map[string]string{"LONGHAUL_STORAGE": "s3://files"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = storage.BucketConfig{Bucket: "files", Endpoint: storage.EndpointDefault, PartSize: storage.PartSizeDefault,
+		URLExpiry: storage.URLExpiryDefault}
+	if diff := cmp.Diff(want, *c.S3); diff != "" || c.S3Redirect {
+		t.Errorf("bucket with defaults (-want +got):\n%s\nredirect %v, want false", diff, c.S3Redirect)
+	}
+	if c, _ := loadConfig(func(string) string { return "" }); c.S3 != nil {
+		t.Errorf("without LONGHAUL_STORAGE, a bucket is configured: %+v", c.S3)
+	}
+}
+
+func TestConfigRefusesBadBucketSettingsWithAFix(t *testing.T) {
+	bucket := func(kv ...string) map[string]string {
+		env := map[string]string{"LONGHAUL_STORAGE": "s3://files"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			env[kv[i]] = kv[i+1]
+		}
+		return env
+	}
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"not a bucket URL", map[string]string{"LONGHAUL_STORAGE": "/var/lib/files"}, []string{"LONGHAUL_STORAGE", "s3://BUCKET"}},
+		{"no valid bucket name", map[string]string{"LONGHAUL_STORAGE": "s3://My_Files"}, []string{"LONGHAUL_STORAGE", "s3://BUCKET"}},
+		{"a directory as well", bucket("LONGHAUL_STORAGE_DIR", "/srv/files"), []string{"LONGHAUL_STORAGE_DIR", "unset one"}},
+		{"S3 settings without a bucket", map[string]string{"LONGHAUL_S3_ENDPOINT": "http://127.0.0.1:9000"},
+			[]string{"LONGHAUL_S3_ENDPOINT", "LONGHAUL_STORAGE=s3://"}},
+		{"endpoint", bucket("LONGHAUL_S3_ENDPOINT", "127.0.0.1:9000"), []string{"LONGHAUL_S3_ENDPOINT", "http://127.0.0.1:9000"}},
+		{"key without secret", bucket("AWS_ACCESS_KEY_ID", "AKID"), []string{"AWS_SECRET_ACCESS_KEY", "set both"}},
+		{"part size", bucket("LONGHAUL_S3_PART_SIZE", "1MiB"), []string{"LONGHAUL_S3_PART_SIZE", "5MiB to 5GiB"}},
+		{"downloads", bucket("LONGHAUL_S3_DOWNLOADS", "presign"), []string{"LONGHAUL_S3_DOWNLOADS", "stream, redirect"}},
+		{"URL expiry", bucket("LONGHAUL_S3_URL_EXPIRY", "30d"), []string{"LONGHAUL_S3_URL_EXPIRY", "duration"}},
+		{"URL expiry too long", bucket("LONGHAUL_S3_URL_EXPIRY", "200h"), []string{"LONGHAUL_S3_URL_EXPIRY", "at most 168h"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := loadConfig(func(k string) string { return c.env[k] })
+			for _, w := range c.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("%v: got %v, want a message saying %q", c.env, err, w)
+				}
 			}
 		})
 	}

@@ -32,11 +32,16 @@ import (
 // them: it has to hand the job back at its last checkpoint. The next worker resumes from
 // there: no file shows less than it had at the SIGTERM, the files already ready are not made
 // again, and every file is made ready exactly once.
-func TestSIGTERMWorkerResumesFromCheckpoint(t *testing.T) {
+func TestSIGTERMWorkerResumesFromCheckpoint(t *testing.T) { resumeAfterSIGTERM(t, inDirectory) }
+
+// resumeAfterSIGTERM is TestSIGTERMWorkerResumesFromCheckpoint with files kept where keep
+// puts them.
+func resumeAfterSIGTERM(t *testing.T, keep fileStorage) {
 	t.Parallel()
 	rs := redistest.Start(t, redistest.Options{})
 	env := fastEnv(t, rs.URL(), "LONGHAUL_FILE_TIME_MIN", "6s", "LONGHAUL_FILE_TIME_MAX", "6s",
 		"LONGHAUL_FILE_CONCURRENCY", "2", "LONGHAUL_SHUTDOWN_TIMEOUT", "2s")
+	keep(t, env)
 	base := startRun(t, "api", env)
 	first := startChild(t, "worker", env)
 	store := jobs.NewStore(rs.Client(), jobs.Options{})

@@ -4,7 +4,8 @@
 //	longhaul api      the HTTP API, live channels, UI and dashboard
 //	longhaul worker   the job worker
 //
-// Settings come from the environment; see the README.
+// and, as a client of a running server, get, status, watch, cancel and version (package
+// cli). Settings come from the environment; see the README.
 package main
 
 import (
@@ -14,11 +15,16 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/longhaul-dev/longhaul/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && cli.Handles(os.Args[1]) {
+		os.Exit(cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	}
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "longhaul: %v\n", err)
 		if errors.Is(err, errUsage) {

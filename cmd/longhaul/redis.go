@@ -12,41 +12,126 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// openRedis connects to REDIS_URL, or, in serve mode without it, starts an embedded
-// in-memory Redis. The returned function closes the client and stops the embedded server.
+// openRedis connects to the Redis the settings name (one server, a Sentinel group or a
+// Cluster), or, in serve mode without any, starts an embedded in-memory Redis. It checks
+// every master before it returns. The returned function closes the client and stops the
+// embedded server.
 func openRedis(ctx context.Context, cfg config, m mode, log *slog.Logger) (redis.UniversalClient, func(), error) {
-	url, stopEmbedded := cfg.RedisURL, func() {}
-	if url == "" {
+	t := cfg.Redis
+	if t.embedded() {
 		if m != modeServe {
-			return nil, nil, fmt.Errorf("REDIS_URL is required by `longhaul %s`: set it to your Redis, like redis://localhost:6379/0 (only `longhaul serve` can run on an embedded Redis)", m)
+			return nil, nil, fmt.Errorf("REDIS_URL is required by `longhaul %s`: set it to your Redis, like redis://localhost:6379/0 (or REDIS_SENTINEL_ADDRS or REDIS_CLUSTER_ADDRS; only `longhaul serve` can run on an embedded Redis)", m)
 		}
 		addr, stop, err := startEmbedded()
 		if err != nil {
 			return nil, nil, err
 		}
 		log.Warn("REDIS_URL is unset: using an embedded in-memory Redis. Jobs will NOT survive a restart of this process; set REDIS_URL to keep them.")
-		url, stopEmbedded = "redis://"+addr, stop
+		rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 2 * time.Second, MaxRetries: 1, PoolSize: 64})
+		return rdb, func() { rdb.Close(); stop() }, nil
 	}
-	opts, err := redis.ParseURL(url)
+	rdb, err := t.client()
 	if err != nil {
-		stopEmbedded()
-		return nil, nil, fmt.Errorf("REDIS_URL cannot be read (%v); use a URL like redis://:password@host:6379/0", redactErr(err, url))
+		return nil, nil, err
 	}
-	// Fail fast when Redis is away: the API answers 503 and the client retries, rather
-	// than a request hanging through go-redis's default retries.
-	opts.DialTimeout = 2 * time.Second
-	opts.MaxRetries = 1
+	if err := checkServers(ctx, rdb, cfg.AllowEviction, t.Cluster(), log); err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return rdb, func() { rdb.Close() }, nil
+}
+
+// redisTarget is the Redis deployment the settings name: one server (REDIS_URL), a
+// Sentinel group (REDIS_SENTINEL_ADDRS and REDIS_SENTINEL_MASTER) or a Cluster
+// (REDIS_CLUSTER_ADDRS, its seed nodes); none for the embedded Redis of `longhaul serve`.
+type redisTarget struct {
+	URL              string
+	SentinelAddrs    []string
+	SentinelMaster   string
+	SentinelPassword string
+	ClusterAddrs     []string
+	// Username and Password are the data nodes' credentials, for a Sentinel group or a
+	// Cluster; REDIS_URL carries its own.
+	Username, Password string
+}
+
+func (t redisTarget) embedded() bool {
+	return t.URL == "" && len(t.SentinelAddrs) == 0 && len(t.ClusterAddrs) == 0
+}
+
+// Cluster reports whether the target is a Redis Cluster.
+func (t redisTarget) Cluster() bool { return len(t.ClusterAddrs) > 0 }
+
+// Fail fast when Redis is away: the API answers 503 and the client retries, rather than a
+// request hanging through go-redis's default retries.
+const (
+	redisDialTimeout = 2 * time.Second
+	redisPoolSize    = 64
+)
+
+func (t redisTarget) client() (redis.UniversalClient, error) {
+	switch {
+	case t.Cluster():
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: t.ClusterAddrs, Username: t.Username,
+			Password: t.Password, DialTimeout: redisDialTimeout, MaxRetries: 1, PoolSize: redisPoolSize}), nil
+	case len(t.SentinelAddrs) > 0:
+		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: t.SentinelMaster,
+			SentinelAddrs: t.SentinelAddrs, SentinelPassword: t.SentinelPassword, Username: t.Username,
+			Password: t.Password, DialTimeout: redisDialTimeout, MaxRetries: 1, PoolSize: redisPoolSize}), nil
+	}
+	opts, err := redis.ParseURL(t.URL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL cannot be read (%v); use a URL like redis://:password@host:6379/0", redactErr(err, t.URL))
+	}
+	opts.DialTimeout, opts.MaxRetries = redisDialTimeout, 1
 	if opts.PoolSize == 0 {
-		opts.PoolSize = 64
+		opts.PoolSize = redisPoolSize
 	}
-	rdb := redis.NewClient(opts)
-	if cfg.RedisURL != "" {
-		if err := checkEviction(ctx, rdb, cfg.AllowEviction, log); err != nil {
-			rdb.Close()
-			return nil, nil, err
+	return redis.NewClient(opts), nil
+}
+
+// checkServers checks every master (every node of a Cluster that serves slots): that it
+// takes longhaul's credentials, does not evict keys, and is recent enough for what longhaul
+// asks of it.
+func checkServers(ctx context.Context, rdb redis.UniversalClient, allowEviction, cluster bool, log *slog.Logger) error {
+	if err := checkCredentials(ctx, rdb); err != nil {
+		return err
+	}
+	check := func(ctx context.Context, c *redis.Client) error {
+		if err := checkVersion(ctx, c, cluster); err != nil {
+			return err
+		}
+		return checkEviction(ctx, c, allowEviction, log)
+	}
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, check)
+	}
+	return check(ctx, rdb.(*redis.Client))
+}
+
+// checkVersion refuses a Redis older than what longhaul uses: GETDEL (6.2) for tickets and,
+// on a Cluster, sharded pub/sub (7.0). A server that does not say is let be.
+func checkVersion(ctx context.Context, c *redis.Client, cluster bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return nil
+	}
+	var major, minor int
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			fmt.Sscanf(v, "%d.%d", &major, &minor)
 		}
 	}
-	return rdb, func() { rdb.Close(); stopEmbedded() }, nil
+	need, what := [2]int{6, 2}, "6.2 (for GETDEL)"
+	if cluster {
+		need, what = [2]int{7, 0}, "7.0 on a Cluster (for sharded pub/sub)"
+	}
+	if major == 0 || major > need[0] || (major == need[0] && minor >= need[1]) {
+		return nil
+	}
+	return fmt.Errorf("Redis at %s is %d.%d; longhaul needs at least %s: upgrade it", c.Options().Addr, major, minor, what)
 }
 
 // startEmbedded runs miniredis on a free loopback port. miniredis expires keys only when
@@ -73,6 +158,25 @@ func startEmbedded() (string, func(), error) {
 		}
 	})
 	return mr.Addr(), func() { close(done); wg.Wait(); mr.Close() }, nil
+}
+
+// checkCredentials refuses a Redis that refuses longhaul's credentials: every request would
+// fail. A Redis that does not answer yet is let be: the API answers 503 until it does.
+func checkCredentials(ctx context.Context, rdb redis.UniversalClient) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	err := rdb.Ping(ctx).Err()
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, refusal := range []string{"NOAUTH", "WRONGPASS", "invalid password", "invalid username-password", "NOPERM"} {
+		if strings.Contains(msg, refusal) {
+			return fmt.Errorf("Redis refuses longhaul's credentials (%s): put the right user and password in REDIS_URL, like redis://user:password@host:6379/0",
+				strings.SplitN(msg, " ", 2)[0])
+		}
+	}
+	return nil
 }
 
 // checkEviction refuses a Redis that evicts keys under memory pressure, unless the operator

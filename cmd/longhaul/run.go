@@ -8,18 +8,25 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/api"
+	"github.com/longhaul-dev/longhaul/auth"
+	"github.com/longhaul-dev/longhaul/cli"
 	"github.com/longhaul-dev/longhaul/dashboard"
 	"github.com/longhaul-dev/longhaul/frontend"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/limits"
+	"github.com/longhaul-dev/longhaul/metrics"
 	"github.com/longhaul-dev/longhaul/origin"
+	"github.com/longhaul-dev/longhaul/requestid"
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/longhaul-dev/longhaul/tasks"
 	"github.com/longhaul-dev/longhaul/worker"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -30,6 +37,7 @@ const (
 	modeServe  mode = "serve"
 	modeAPI    mode = "api"
 	modeWorker mode = "worker"
+	modeKeys   mode = "keys"
 )
 
 func (m mode) runsAPI() bool    { return m == modeServe || m == modeAPI }
@@ -44,13 +52,22 @@ Usage:
                                   it runs on an embedded in-memory Redis
   longhaul api    [-addr :3000]   the HTTP API, live channels, UI and dashboard
   longhaul worker                 the job worker
+  longhaul keys create --name NAME --role client|admin
+                                  make an API key (printed once); also keys list, keys revoke ID
+  longhaul help                   this help (also -h, --help)
 
 Settings come from environment variables (REDIS_URL, LONGHAUL_*); see the README.
+
+As a client of a running server:
 `
 
 // run is the whole program: it reads the settings, builds every part, runs until ctx ends,
 // then shuts down in the reverse order of start-up.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 2 && (args[1] == "help" || args[1] == "-h" || args[1] == "--help") {
+		fmt.Fprint(stdout, usage+cli.Usage())
+		return nil
+	}
 	m, addr, err := parseArgs(args, stderr)
 	if err != nil {
 		return err
@@ -62,6 +79,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if addr != "" {
 		cfg.Addr = addr
 	}
+	if m == modeKeys {
+		return runKeys(ctx, args[2:], cfg, stdout, stderr)
+	}
+	cfg.Auth = authFor(cfg, m)
+	if cfg.Auth == api.AuthKeys && cfg.Redis.embedded() && m == modeServe {
+		return errors.New("LONGHAUL_AUTH=keys needs REDIS_URL: keys are made with `longhaul keys create` in the Redis " +
+			"the server uses, and the embedded one starts empty every time")
+	}
 	log := newLogger(stderr, cfg)
 	gin.SetMode(gin.ReleaseMode) // gin's debug mode only prints routes; logs are ours
 
@@ -70,10 +95,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer closeRedis()
-	store := jobs.NewStore(rdb, jobs.Options{Retention: cfg.Retention})
-	files, err := storage.NewDir(cfg.StorageDir)
+	store := jobs.NewStore(rdb, jobs.Options{Retention: cfg.Retention, Sharded: cfg.Redis.Cluster()})
+	lim := limits.New(rdb, store, cfg.Limits, cfg.Retention)
+	files, links, err := openStorage(ctx, cfg, m, log)
 	if err != nil {
 		return err
+	}
+	reg := prometheus.NewRegistry()
+	obs := observe(reg, m, rdb)
+	metricsHandler := metrics.Handler(reg, log.With("component", "metrics"))
+	if cfg.MetricsAddr != "" {
+		ms, err := metrics.Listen(cfg.MetricsAddr, metricsHandler, log.With("component", "metrics"))
+		if err != nil {
+			return err
+		}
+		defer shutdownWithin(ctx, cfg.ShutdownTimeout, ms.Shutdown)
+		log.Info("metrics served", "addr", ms.Addr().String(), "path", metrics.Path)
+		metricsHandler = nil // on their own address only
 	}
 
 	if m.runsWorker() {
@@ -82,8 +120,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			FileConcurrency: cfg.FileConcurrency,
 			FileRetries:     cfg.FileRetries,
 			ShutdownTimeout: cfg.ShutdownTimeout,
-			Origin: origin.Simulated{TimeMin: cfg.FileTimeMin, TimeMax: cfg.FileTimeMax,
-				SizeMax: cfg.FileSizeMax, FailureRate: cfg.FileFailureRate},
+			SweepInterval:   cfg.SweepInterval,
+			Origin:          originOf(cfg),
+			Running:         lim,
+			Tasks:           taskOptions(cfg),
+			Observer:        obs,
 		}, log.With("component", "worker"))
 		if err := w.Start(); err != nil {
 			return err
@@ -92,15 +133,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("worker started", "concurrency", cfg.WorkerConcurrency, "file_concurrency", cfg.FileConcurrency)
 	}
 
+	if m == modeAPI {
+		// The workers' watchdogs resume the jobs of lost workers; one here too says a job
+		// waits while no worker runs at all.
+		wd := worker.NewWatchdog(store, worker.NewQueue(rdb), taskOptions(cfg), log.With("component", "watchdog"))
+		wd.Start()
+		defer wd.Stop()
+	}
+
 	if m.runsAPI() {
-		a := newAPI(cfg, rdb, store, files, log)
+		a := newAPI(cfg, rdb, store, files, links, lim, obs, metricsHandler, log)
 		l, err := net.Listen("tcp", cfg.Addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s (LONGHAUL_ADDR): %w", cfg.Addr, err)
 		}
+		warnIfExposed(cfg, l.Addr(), log)
 		a.Start(l)
 		defer shutdownWithin(ctx, cfg.ShutdownTimeout, a.Shutdown)
-		fmt.Fprintf(stdout, "longhaul listening on http://%s\n", displayAddr(l.Addr()))
+		scheme := "http"
+		if cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		fmt.Fprintf(stdout, "longhaul listening on %s://%s\n", scheme, displayAddr(l.Addr()))
 		log.Info("api started", "addr", l.Addr().String(), "dashboard", "/monitoring/")
 		select {
 		case <-ctx.Done():
@@ -123,17 +177,16 @@ func shutdownWithin(ctx context.Context, timeout time.Duration, shutdown func(co
 
 func parseArgs(args []string, stderr io.Writer) (mode, string, error) {
 	if len(args) < 2 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage+cli.Usage())
 		return "", "", errUsage
 	}
 	m := mode(args[1])
 	switch m {
+	case modeKeys:
+		return m, "", nil // its subcommands read their own flags
 	case modeServe, modeAPI, modeWorker:
-	case "help", "-h", "--help":
-		fmt.Fprint(stderr, usage)
-		return "", "", errUsage
 	default:
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage+cli.Usage())
 		return "", "", fmt.Errorf("%w: unknown command %q", errUsage, args[1])
 	}
 	fs := flag.NewFlagSet("longhaul "+string(m), flag.ContinueOnError)
@@ -148,36 +201,138 @@ func parseArgs(args []string, stderr io.Writer) (mode, string, error) {
 	return m, addr, nil
 }
 
+// newLogger is the one logger of a process. A line logged with a request's context carries
+// its request_id.
 func newLogger(w io.Writer, cfg config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(requestid.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(requestid.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
-// newAPI builds the API with the browser UI and the dashboard.
-func newAPI(cfg config, rdb redis.UniversalClient, store *jobs.Store, files *storage.Dir, log *slog.Logger) *api.Server {
+// authFor is the auth mode of a process: as set, or else keys, but for `longhaul serve` on
+// the embedded Redis, the zero-setup demo, which has no keys and says so at start-up.
+func authFor(cfg config, m mode) api.AuthMode {
+	if cfg.Auth != "" {
+		return cfg.Auth
+	}
+	if m == modeServe && cfg.Redis.embedded() {
+		return api.AuthNone
+	}
+	return api.AuthKeys
+}
+
+// openStorage opens where files are kept: the directory, or the bucket that LONGHAUL_STORAGE
+// names, checked at once. links, when downloads are to be redirected to the bucket, gives
+// their URLs; otherwise it is nil and the API streams them.
+func openStorage(ctx context.Context, cfg config, m mode, log *slog.Logger) (files storage.Store, links api.FileLinker, err error) {
+	if cfg.S3 == nil {
+		dir, err := storage.NewDir(cfg.StorageDir)
+		return dir, nil, err
+	}
+	bc := *cfg.S3
+	bc.ReadOnly = !m.runsWorker()
+	bucket, err := storage.NewBucket(ctx, bc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("file storage (LONGHAUL_STORAGE): %w", err)
+	}
+	log.Info("files are kept in a bucket", "bucket", bc.Bucket, "prefix", bc.Prefix, "endpoint", bc.Endpoint,
+		"redirect_downloads", cfg.S3Redirect)
+	if cfg.S3Redirect {
+		return bucket, bucket, nil
+	}
+	return bucket, nil, nil
+}
+
+// newAPI builds the API with the browser UI, the documentation page and the dashboard,
+// counting into obs, and serving metrics when metricsHandler is not nil.
+func newAPI(cfg config, rdb redis.UniversalClient, store *jobs.Store, files storage.Store, links api.FileLinker,
+	lim *limits.Limits, obs api.Observer, metricsHandler http.Handler, log *slog.Logger) *api.Server {
 	ui, built := frontend.Files()
 	if !built {
 		log.Warn("this binary has no browser UI built in; `make build` builds it")
+	}
+	docs, built := frontend.Docs()
+	if !built {
+		log.Warn("this binary has no page for the API document at /docs; `make build` builds it (/openapi.json is served regardless)")
+	}
+	if cfg.Auth == api.AuthNone {
+		log.Warn("LONGHAUL_AUTH is none: anyone who reaches this port may create, read and cancel every job. " +
+			"To lock it, set LONGHAUL_AUTH=keys and make a key with `longhaul keys create --name NAME --role admin`.")
 	}
 	return api.New(api.Config{
 		MaxFiles:       cfg.MaxFiles,
 		PingInterval:   cfg.PingInterval,
 		AllowedOrigins: cfg.AllowedOrigins,
-		Tasks: tasks.Options{FileTimeMax: cfg.FileTimeMax, FileConcurrency: cfg.FileConcurrency,
-			Retention: cfg.Retention},
+		Tasks:          taskOptions(cfg),
+		Auth:           cfg.Auth,
+		MaxConnections: cfg.MaxConnections,
+		MaxLive:        cfg.MaxLive,
+		TrustedProxies: cfg.TrustedProxies,
+		PublicOrigins:  cfg.PublicOrigins,
+		TLSCert:        cfg.TLSCert,
+		TLSKey:         cfg.TLSKey,
 	}, api.Deps{
 		Redis:     rdb,
 		Store:     store,
 		Queue:     asynq.NewClientFromRedisClient(rdb),
 		Tasks:     asynq.NewInspectorFromRedisClient(rdb),
 		Files:     files,
+		Links:     links,
+		Sizes:     originOf(cfg),
+		Keys:      auth.NewKeys(rdb),
+		Tickets:   auth.NewTickets(rdb, 0),
+		Limits:    lim,
 		UI:        ui,
-		Dashboard: dashboard.New(rdb),
+		Docs:      docs,
+		Dashboard: dashboardFor(cfg, rdb, log),
+		Metrics:   metricsHandler,
+		Observer:  obs,
 		Log:       log,
 	})
+}
+
+// dashboardFor is the dashboard as LONGHAUL_DASHBOARD asks: on, read-only or none. Without
+// keys, nobody can be told apart, so it is read-only unless the operator says otherwise.
+func dashboardFor(cfg config, rdb redis.UniversalClient, log *slog.Logger) http.Handler {
+	mode := cfg.Dashboard
+	if mode == "" && cfg.Auth == api.AuthNone {
+		mode = "readonly"
+	}
+	switch mode {
+	case "off":
+		return nil
+	case "readonly":
+		log.Info("the dashboard is read-only", "dashboard", dashboard.RootPath+"/")
+		return dashboard.New(rdb, dashboard.Options{ReadOnly: true})
+	}
+	if cfg.Auth == api.AuthNone {
+		log.Warn("LONGHAUL_DASHBOARD is on without keys: anyone who reaches this port may delete, archive and run any task")
+	}
+	return dashboard.New(rdb, dashboard.Options{})
+}
+
+// taskOptions are the limits of the tasks every process queues.
+func taskOptions(cfg config) tasks.Options {
+	return tasks.Options{FileTimeMax: cfg.FileTimeMax, FileConcurrency: cfg.FileConcurrency, Retention: cfg.Retention}
+}
+
+// originOf is the demo's origin as configured.
+func originOf(cfg config) origin.Simulated {
+	return origin.Simulated{TimeMin: cfg.FileTimeMin, TimeMax: cfg.FileTimeMax, SizeMax: cfg.FileSizeMax,
+		FailureRate: cfg.FileFailureRate}
+}
+
+// warnIfExposed says so when keys and tickets would cross a network in clear: auth on, a
+// listener beyond loopback, no TLS and no trusted proxy in front to terminate it.
+func warnIfExposed(cfg config, addr net.Addr, log *slog.Logger) {
+	tcp, ok := addr.(*net.TCPAddr)
+	if cfg.Auth != api.AuthKeys || cfg.TLSCert != "" || len(cfg.TrustedProxies) > 0 || (ok && tcp.IP.IsLoopback()) {
+		return
+	}
+	log.Warn("API keys and tickets would cross the network in clear: serve TLS (LONGHAUL_TLS_CERT and LONGHAUL_TLS_KEY) " +
+		"or put a TLS proxy in front and name it in LONGHAUL_TRUSTED_PROXIES")
 }
 
 // displayAddr is an address a person can click: the loopback one for a wildcard listener.

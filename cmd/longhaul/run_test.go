@@ -50,6 +50,7 @@ func fastEnv(t *testing.T, redisURL string, extra ...string) map[string]string {
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]
 	}
+	env = devbin.Unguarded(env)
 	return env
 }
 
@@ -57,11 +58,17 @@ func fastEnv(t *testing.T, redisURL string, extra ...string) map[string]string {
 // The server is shut down, and awaited, when the test ends.
 func startRun(t *testing.T, mode string, env map[string]string) string {
 	t.Helper()
+	return startRunLogging(t, mode, env, logWriter{t})
+}
+
+// startRunLogging is startRun with the process's log going to stderr.
+func startRunLogging(t *testing.T, mode string, env map[string]string, stderr io.Writer) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, found := listenWriter()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"longhaul", mode}, func(k string) string { return env[k] }, out, logWriter{t})
+		done <- run(ctx, []string{"longhaul", mode}, func(k string) string { return env[k] }, out, stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -126,8 +133,19 @@ type client struct {
 
 func (c client) post(ids ...int64) (int, map[string]any) {
 	c.t.Helper()
+	return c.postWith("", ids...)
+}
+
+// postWith starts a job with an Idempotency-Key, if one is given.
+func (c client) postWith(idempotencyKey string, ids ...int64) (int, map[string]any) {
+	c.t.Helper()
 	body, _ := json.Marshal(map[string]any{"file_ids": ids})
-	resp, err := http.Post(c.base+"/v1/download/initiate", "application/json", strings.NewReader(string(body)))
+	req, _ := http.NewRequest("POST", c.base+"/v1/download/initiate", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -145,13 +163,25 @@ type jobStatus struct {
 	Progress struct {
 		Percent float64 `json:"percent"`
 	} `json:"progress"`
-	Files []struct {
-		FileID      int64   `json:"file_id"`
-		Status      string  `json:"status"`
-		Percent     float64 `json:"percent"`
-		Size        int64   `json:"size"`
-		DownloadURL string  `json:"download_url"`
-	} `json:"files"`
+	Files   []fileStatus `json:"files"`
+	Waiting *struct {
+		Reason   string    `json:"reason"`
+		Since    time.Time `json:"since"`
+		ResumeBy time.Time `json:"resume_by"`
+	} `json:"waiting"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// fileStatus is one file of the status body.
+type fileStatus struct {
+	FileID      int64   `json:"file_id"`
+	Status      string  `json:"status"`
+	Percent     float64 `json:"percent"`
+	Size        int64   `json:"size"`
+	DownloadURL string  `json:"download_url"`
 }
 
 func (s jobStatus) terminal() bool {

@@ -16,6 +16,26 @@ import (
 func TestDemoScenarios(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
 	base := startRun(t, "serve", fastEnv(t, rs.URL()))
+	runScenarios(t, base, func(t *testing.T, _ string, f fileStatus) { checkDownload(t, base+f.DownloadURL, f.Size) })
+	// The jobs above show in the dashboard.
+	t.Run("dashboard", func(t *testing.T) {
+		resp, err := http.Get(base + "/monitoring/api/queues")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"queue":"downloads"`) {
+			t.Errorf("asynqmon's queue list = %d %s, want the downloads queue", resp.StatusCode, body)
+		}
+	})
+}
+
+// runScenarios runs the demo's three scenarios on the server at base, at once, each
+// followed by a live WebSocket client and by a polling client, and calls download with
+// every file that ends ready and its job.
+func runScenarios(t *testing.T, base string, download func(t *testing.T, jobID string, f fileStatus)) {
+	t.Helper()
 	scenarios := []struct {
 		name  string
 		ids   []int64
@@ -56,7 +76,7 @@ func TestDemoScenarios(t *testing.T) {
 						t.Errorf("file %d is %s, want %s", f.FileID, f.Status, sc.files[f.FileID])
 					}
 					if f.Status == "ready" {
-						checkDownload(t, base+f.DownloadURL, f.Size)
+						download(t, id, f)
 					}
 				}
 
@@ -68,18 +88,6 @@ func TestDemoScenarios(t *testing.T) {
 					t.Errorf("the WebSocket's last seq is %d, the status body's %d", last.Seq, final.Seq)
 				}
 			})
-		}
-	})
-	// The jobs above show in the dashboard.
-	t.Run("dashboard", func(t *testing.T) {
-		resp, err := http.Get(base + "/monitoring/api/queues")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || !strings.Contains(string(body), `"queue":"downloads"`) {
-			t.Errorf("asynqmon's queue list = %d %s, want the downloads queue", resp.StatusCode, body)
 		}
 	})
 }

@@ -34,6 +34,9 @@ before(async () => {
       LONGHAUL_FILE_TIME_MIN: '1500ms',
       LONGHAUL_FILE_TIME_MAX: '2500ms',
       LONGHAUL_FILE_CONCURRENCY: '3',
+      // 1,000 files of the default sizes would be over the most one job may store; the
+      // page's work per event is the same for small files.
+      LONGHAUL_FILE_SIZE_MAX: '64KiB',
     }),
     launch(),
   ]);

@@ -1,9 +1,12 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { Api } from './api/client';
+import { browserSaveDeps, FileSaver } from './api/download';
 import type { ConnectionDeps } from './live/connection';
+import { KeyHolder, tabStorage } from './state/apiKey';
+import { Auth } from './state/auth';
 import { RECENT_STORAGE_KEY, RecentJobs } from './state/recentJobs';
-import { Sessions } from './state/sessions';
+import { followAuth, Sessions } from './state/sessions';
 import { App } from './ui/App';
 import { AppContext, type AppServices } from './ui/context';
 import './styles.css';
@@ -27,9 +30,13 @@ function wsUrl(path: string): string {
   return `${protocol === 'https:' ? 'wss' : 'ws'}://${host}${path}`;
 }
 
-const api = new Api((input, init) => window.fetch(input, init));
+// The key stays in this tab's sessionStorage: never localStorage, never a URL.
+const keys = new KeyHolder(tabStorage());
+const api = new Api((input, init) => window.fetch(input, init), keys.get);
+const auth = new Auth(api, keys);
 const deps: ConnectionDeps = {
   api,
+  access: auth,
   openWebSocket: (path) => new WebSocket(wsUrl(path)),
   openEventSource: typeof EventSource === 'function' ? (path) => new EventSource(path) : null,
   timers: {
@@ -41,9 +48,12 @@ const deps: ConnectionDeps = {
 };
 const recent = new RecentJobs(storage());
 const sessions = new Sessions(deps, recent);
-const services: AppServices = { api, sessions, recent, newKey };
+const files = new FileSaver(api, () => auth.downloadsNeedKey(), browserSaveDeps());
+const services: AppServices = { api, auth, sessions, recent, files, newKey, clock: deps.timers.now };
 
-void sessions.refreshRecent();
+// The recent list is refreshed once the server said what it wants (followAuth does it).
+followAuth(auth, sessions);
+void auth.check();
 window.addEventListener('online', () => sessions.retryAll());
 window.addEventListener('storage', (e) => {
   if (e.key === RECENT_STORAGE_KEY || e.key === null) recent.reload();

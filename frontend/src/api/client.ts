@@ -1,6 +1,8 @@
 // Calls to the REST endpoints of API.md. Every failure becomes an ApiError whose message is
 // the contract's `message` when the server sent one, so the page can always say what happened.
-import type { ApiErrorBody, InitiateResponse, JobSnapshot } from './types';
+// When the page holds an API key, every call carries it; a 401 is told to whoever listens, so
+// the page can ask for a key again.
+import type { ApiErrorBody, InitiateResponse, JobSnapshot, MeResponse, TicketResponse } from './types';
 
 export type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
 
@@ -9,14 +11,27 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly field: string | undefined;
+  /** How long the server asks the client to wait before trying again (429, 503), if it said. */
+  readonly retryAfterMs: number | null;
 
-  constructor(status: number, code: string, message: string, field?: string) {
+  constructor(status: number, code: string, message: string, field?: string, retryAfterMs: number | null = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.field = field;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/** UnauthorizedListener hears of every 401, with the key the refused request carried. */
+export type UnauthorizedListener = (err: ApiError, sentKey: string | null) => void;
+
+/** FileDownload is a produced file, read whole, with the name the server gave it. */
+export interface FileDownload {
+  blob: Blob;
+  /** The name from Content-Disposition; null when the server named none. */
+  filename: string | null;
 }
 
 /** StatusResult is a fresh snapshot with its ETag, or "not modified" since the tag sent. */
@@ -28,13 +43,64 @@ export const statusPath = (jobId: string) => `/v1/download/status/${encodeURICom
 export const cancelPath = (jobId: string) => `/v1/download/${encodeURIComponent(jobId)}`;
 export const eventsPath = (jobId: string) => `/v1/download/${encodeURIComponent(jobId)}/events`;
 export const wsPath = (jobId: string) => `/ws/download/${encodeURIComponent(jobId)}`;
+export const ticketPath = (jobId: string) => `/v1/download/${encodeURIComponent(jobId)}/ticket`;
+export const mePath = '/v1/me';
+
+/** withTicket adds a live-channel ticket to a WebSocket or event-stream path. */
+export function withTicket(path: string, ticket: string | null): string {
+  return ticket === null ? path : `${path}?ticket=${encodeURIComponent(ticket)}`;
+}
+
+interface SendOptions {
+  /** The key to send instead of the held one (to check a key before keeping it). */
+  key?: string | null;
+  /** Whether a 401 is told to the listeners; a key being checked is not the page's key yet. */
+  report401?: boolean;
+}
 
 /** Api wraps the endpoints the page uses, over an injectable fetch. */
 export class Api {
   private readonly fetchFn: FetchFn;
+  private readonly heldKey: () => string | null;
+  private readonly unauthorized = new Set<UnauthorizedListener>();
 
-  constructor(fetchFn: FetchFn) {
+  /** heldKey returns the API key to send, or null to send none. If omitted, no key is sent. */
+  constructor(fetchFn: FetchFn, heldKey: () => string | null = () => null) {
     this.fetchFn = fetchFn;
+    this.heldKey = heldKey;
+  }
+
+  /** onUnauthorized calls listener after every 401 of a call made with the held key. */
+  onUnauthorized(listener: UnauthorizedListener): () => void {
+    this.unauthorized.add(listener);
+    return () => this.unauthorized.delete(listener);
+  }
+
+  /** me asks whether the server wants keys and, if so, whether key is one it accepts. */
+  async me(key: string | null): Promise<MeResponse> {
+    const res = await this.send(mePath, { headers: { Accept: 'application/json' }, cache: 'no-store' }, {
+      key,
+      report401: false,
+    });
+    return (await readJson(res)) as MeResponse;
+  }
+
+  /** ticket asks for a one-use ticket for one live connection to a job. */
+  async ticket(jobId: string): Promise<TicketResponse> {
+    const res = await this.send(ticketPath(jobId), { method: 'POST', headers: { Accept: 'application/json' } });
+    return (await readJson(res)) as TicketResponse;
+  }
+
+  /** file reads a produced file whole, with the key, for a browser that cannot send it on a link. */
+  async file(url: string): Promise<FileDownload> {
+    const res = await this.send(url, {});
+    let blob: Blob;
+    try {
+      blob = await res.blob();
+    } catch {
+      throw new ApiError(0, 'network', 'The download was interrupted. Try again.');
+    }
+    return { blob, filename: filenameFrom(res.headers.get('Content-Disposition')) };
   }
 
   /** initiate starts a job. The key makes a retried submission return the same job. */
@@ -63,17 +129,64 @@ export class Api {
     return (await readJson(res)) as JobSnapshot;
   }
 
-  private async send(path: string, init: RequestInit): Promise<Response> {
+  private async send(path: string, init: RequestInit, opt: SendOptions = {}): Promise<Response> {
+    const key = opt.key !== undefined ? opt.key : this.heldKey();
+    const headers = new Headers(init.headers);
+    // A key travels in this header only: never in a URL, where logs and history would keep it.
+    if (key) headers.set('Authorization', `Bearer ${key}`);
     let res: Response;
     try {
-      res = await this.fetchFn(path, init);
+      res = await this.fetchFn(path, { ...init, headers });
     } catch (err) {
       if (isAbort(err)) throw err;
       throw new ApiError(0, 'network', 'The server could not be reached. Check your connection.');
     }
     if (res.ok || res.status === 304) return res;
-    throw await errorFrom(res);
+    const err = await errorFrom(res);
+    if (err.status === 401 && opt.report401 !== false) {
+      for (const l of [...this.unauthorized]) l(err, key);
+    }
+    throw err;
   }
+}
+
+/**
+ * filenameFrom reads the file name of a Content-Disposition header: filename* (RFC 6266, in
+ * UTF-8) before filename. Only the last path segment is kept, so a name can never be a path.
+ */
+export function filenameFrom(header: string | null): string | null {
+  if (!header) return null;
+  let name: string | null = null;
+  const extended = /filename\*\s*=\s*([^';]*)'[^']*'([^;]+)/i.exec(header);
+  if (extended) {
+    try {
+      name = decodeURIComponent(extended[2]!.trim());
+    } catch {
+      name = null; // a broken encoding: fall back to the plain name
+    }
+  }
+  if (name === null) {
+    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(header);
+    if (plain) name = plain[1] !== undefined ? plain[1].replace(/\\(.)/g, '$1') : plain[2]!;
+  }
+  const base = name?.split(/[\\/]/).pop()?.trim() ?? '';
+  return base === '' || base === '.' || base === '..' ? null : base;
+}
+
+/**
+ * retryAfterMs reads how long a refused client should wait: Retry-After in seconds or as a
+ * date, else RateLimit-Reset in seconds. It returns null when the server said neither.
+ */
+export function retryAfterMs(headers: Headers, now: number = Date.now()): number | null {
+  const after = headers.get('Retry-After')?.trim();
+  if (after) {
+    if (/^\d+$/.test(after)) return Number(after) * 1000;
+    const at = Date.parse(after);
+    if (!Number.isNaN(at)) return Math.max(0, at - now);
+  }
+  const reset = headers.get('RateLimit-Reset')?.trim();
+  if (reset && /^\d+$/.test(reset)) return Number(reset) * 1000;
+  return null;
 }
 
 function isAbort(err: unknown): boolean {
@@ -97,9 +210,10 @@ export async function errorFrom(res: Response): Promise<ApiError> {
     // Not the contract's body: a proxy or a crashed server answered.
   }
   const e = (body as Partial<ApiErrorBody> | null)?.error;
+  const wait = retryAfterMs(res.headers);
   if (e && typeof e.message === 'string' && e.message !== '') {
-    return new ApiError(res.status, String(e.code ?? 'error'), e.message, e.field);
+    return new ApiError(res.status, String(e.code ?? 'error'), e.message, e.field, wait);
   }
   const text = res.statusText ? ` ${res.statusText}` : '';
-  return new ApiError(res.status, 'http_' + res.status, `The server answered ${res.status}${text}.`);
+  return new ApiError(res.status, 'http_' + res.status, `The server answered ${res.status}${text}.`, undefined, wait);
 }

@@ -47,6 +47,16 @@ export interface JobError {
   message: string;
 }
 
+/**
+ * Waiting says that the job's worker was lost: the job resumes from its checkpoint once another
+ * worker takes it, expected by resume_by. Old servers never send it.
+ */
+export interface Waiting {
+  reason: string;
+  since: string;
+  resume_by: string;
+}
+
 /** JobSnapshot is the body of GET /v1/download/status/{job_id} and of snapshot events. */
 export interface JobSnapshot {
   job_id: string;
@@ -59,6 +69,7 @@ export interface JobSnapshot {
   updated_at: string;
   finished_at: string | null;
   poll_after_ms?: number;
+  waiting?: Waiting | null;
 }
 
 /** InitiateResponse is the body of a 202 (or idempotent 200) from POST /v1/download/initiate. */
@@ -91,6 +102,8 @@ export interface JobEvent {
   status: JobStatus;
   progress?: Progress;
   error: JobError | null;
+  /** An object while the job waits for a worker; null (or absent, from old servers) otherwise. */
+  waiting?: Waiting | null;
 }
 
 /** ErrorMessage is what a live channel sends before it closes on an unknown job. */
@@ -101,6 +114,23 @@ export interface ErrorMessage {
 
 /** LiveEvent is any message of the WebSocket or the Server-Sent Events stream. */
 export type LiveEvent = SnapshotEvent | FileEvent | JobEvent;
+
+/** KeyInfo describes the API key the page holds, as GET /v1/me tells it. */
+export interface KeyInfo {
+  id: string;
+  name: string;
+  role: 'client' | 'admin';
+  created_at: string;
+}
+
+/** MeResponse is the body of a 200 from GET /v1/me: auth off, or the key that was sent. */
+export type MeResponse = { auth: 'none' } | { auth: 'keys'; key: KeyInfo };
+
+/** TicketResponse is the body of a 201 from POST /v1/download/{job_id}/ticket. */
+export interface TicketResponse {
+  ticket: string;
+  expires_at: string;
+}
 
 /** ApiErrorBody is the one shape of every error body. */
 export interface ApiErrorBody {

@@ -43,3 +43,36 @@ export function formatTime(iso: string): string {
   if (Number.isNaN(d.getTime())) return iso;
   return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
+
+/** formatClock shows an RFC 3339 time as the local time of day, "14:03:07"; null if it is no time. */
+export function formatClock(iso: string): string | null {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return null;
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+/**
+ * waitingText says since when a job waits for a worker and when it should resume: by a time
+ * of day, or "any moment now" once that time has passed.
+ */
+export function waitingText(waiting: { since: string; resume_by: string }, now: number): string {
+  const since = formatClock(waiting.since);
+  const head = since ? `Waiting for a worker since ${since}` : 'Waiting for a worker';
+  const resumeBy = Date.parse(waiting.resume_by);
+  if (Number.isNaN(resumeBy)) return head;
+  return now < resumeBy
+    ? `${head}; expected to resume by ${formatClock(waiting.resume_by)}`
+    : `${head}; expected to resume any moment now`;
+}
+
+/** retryAtText says when the server allows the next try, as a time of day. */
+export function retryAtText(at: number): string {
+  return `You can try again at ${formatClock(new Date(at).toISOString())}.`;
+}
+
+/** retryCountdown is the seconds until the next try is allowed, shown but not announced. */
+export function retryCountdown(at: number, now: number): string {
+  const s = Math.ceil((at - now) / 1000);
+  return s > 0 ? `Try again in ${s} s` : '';
+}

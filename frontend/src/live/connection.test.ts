@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { JobStore } from '../state/jobStore';
-import { rig, settle, type Rig } from '../test/fakes';
+import { rateLimited, rig, settle, withAuth, type Rig } from '../test/fakes';
 import { JobConnection, type ConnectionOptions } from './connection';
 
 const JOB = 'dl_01JH3W7ZK8Q4X9V2N6M5R0T8YB';
@@ -351,5 +351,207 @@ describe('JobConnection seq rules', () => {
     ws.send({ ...t.server.snapshotEvent(), seq: 0, job: { ...t.server.job, seq: 0, files: t.server.job.files.map((f) => ({ ...f, percent: 0, status: 'queued' })) } });
     expect(t.store.getFile(70000)?.percent).toBe(90);
     expect(t.conn.getStatus().state).toBe('live');
+  });
+});
+
+/** keysSetup is setup() on a server that wants keys, the page holding an accepted one. */
+async function keysSetup(options?: Partial<ConnectionOptions>) {
+  const t = setup(options);
+  t.server.addKey('secret-1');
+  const k = withAuth(t, 'keys', 'secret-1');
+  await k.auth.check();
+  return { ...t, ...k };
+}
+
+describe('JobConnection on a server with API keys', () => {
+  it('asks for a ticket before the WebSocket and passes it in the URL, the key only in a header', async () => {
+    const t = await keysSetup();
+    t.conn.start();
+    expect(t.sockets).toHaveLength(0); // nothing opens before the ticket is there
+    await settle();
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-1`);
+    goLive(t);
+    expect(t.conn.getStatus()).toMatchObject({ state: 'live', channel: 'websocket' });
+    const ticketCall = t.server.ticketRequests[0]!;
+    expect(ticketCall).toMatchObject({ method: 'POST', path: `/v1/download/${JOB}/ticket`, authorization: 'Bearer secret-1' });
+    for (const r of t.server.requests) {
+      expect(r.authorization).toBe('Bearer secret-1');
+      expect(r.path).not.toContain('secret-1');
+    }
+  });
+
+  it('asks for a new ticket for every attempt: the SSE fallback and each reconnect', async () => {
+    const t = await keysSetup({ backoffBaseMs: 1000 });
+    t.conn.start();
+    await settle();
+    t.lastSocket().drop(); // a used or expired ticket is refused before the upgrade
+    await settle();
+    expect(t.lastStream().path).toBe(`/v1/download/${JOB}/events?ticket=tk-2`);
+    t.lastStream().fail();
+    await settle();
+    expect(t.conn.getStatus()).toMatchObject({ state: 'polling', channel: 'polling' });
+    await t.clock.advance(750);
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-3`);
+    goLive(t).drop(1001);
+    await t.clock.advance(250);
+    expect(t.sockets.map((s) => s.path)).toEqual([
+      `/ws/download/${JOB}?ticket=tk-1`,
+      `/ws/download/${JOB}?ticket=tk-3`,
+      `/ws/download/${JOB}?ticket=tk-4`,
+    ]);
+    expect(t.server.tickets).toEqual(['tk-1', 'tk-2', 'tk-3', 'tk-4']);
+  });
+
+  it('ends on a ticket refused with 404: the job does not exist, or is not this key’s', async () => {
+    const t = await keysSetup();
+    t.server.vanished = true;
+    t.conn.start();
+    await t.clock.advance(60_000);
+    expect(t.conn.getStatus()).toMatchObject({ state: 'not_found', error: 'job not found' });
+    expect(t.store.getSummary().gone).toBe(true);
+    expect(t.sockets).toHaveLength(0);
+    expect(t.clock.pending).toBe(0);
+  });
+
+  it('waits for a key after a 401, asks the page for one, and starts over with the new key', async () => {
+    const t = await keysSetup();
+    t.conn.start();
+    await settle();
+    goLive(t);
+    t.server.keys.delete('secret-1'); // the key the page holds is revoked
+    t.lastSocket().drop(1006);
+    await t.clock.advance(60_000);
+    expect(t.conn.getStatus()).toMatchObject({ state: 'unauthorized', channel: null, error: 'this API key is not valid' });
+    expect(t.auth.getState()).toMatchObject({ phase: 'needs-key', reason: 'The server refused the key: this API key is not valid' });
+    expect(t.keys.get()).toBeNull();
+    // Nothing hammers a server that refuses: no timers, no more requests.
+    const n = t.server.requests.length;
+    await t.clock.advance(60_000);
+    expect(t.server.requests.length).toBe(n);
+    expect(t.clock.pending).toBe(0);
+
+    t.server.addKey('secret-2');
+    await t.auth.signIn('secret-2');
+    t.conn.resume();
+    await settle();
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-2`);
+    expect(t.server.ticketRequests.at(-1)!.authorization).toBe('Bearer secret-2');
+    goLive(t);
+    expect(t.conn.getStatus()).toMatchObject({ state: 'live', error: null });
+  });
+
+  it('backs off for Retry-After when the ticket call is rate limited, polling meanwhile', async () => {
+    const t = await keysSetup({ backoffBaseMs: 500 });
+    let limited = true;
+    t.server.other = (path) => (limited && path.endsWith('/ticket') ? rateLimited('too many live connections for this key (cap 20)', 7) : undefined);
+    t.conn.start();
+    await settle();
+    const s = t.conn.getStatus();
+    expect(s).toMatchObject({ state: 'polling', channel: 'polling', error: 'too many live connections for this key (cap 20)' });
+    expect(s.retryAt! - t.clock.now()).toBe(7000);
+    expect(t.sockets).toHaveLength(0);
+    expect(t.streams).toHaveLength(0); // no other channel: it would need a ticket too
+    limited = false;
+    await t.clock.advance(6999);
+    expect(t.server.ticketRequests).toHaveLength(1);
+    await t.clock.advance(1);
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-1`);
+  });
+
+  it('polls no sooner than Retry-After when polling is rate limited', async () => {
+    const t = setup({ backoffBaseMs: 60_000, backoffMaxMs: 60_000 });
+    let limited = false;
+    t.server.other = (path) => (limited && path.startsWith('/v1/download/status/') ? rateLimited('slow down', 12) : undefined);
+    t.conn.start();
+    t.lastSocket().drop();
+    t.lastStream().fail();
+    await settle();
+    limited = true;
+    await t.clock.advance(1000); // the next poll is refused
+    const refusedAt = t.server.statusRequests.length;
+    expect(t.conn.getStatus()).toMatchObject({ state: 'polling', error: 'slow down' });
+    await t.clock.advance(11_999);
+    expect(t.server.statusRequests.length).toBe(refusedAt);
+    limited = false;
+    await t.clock.advance(1);
+    expect(t.server.statusRequests.length).toBe(refusedAt + 1);
+  });
+});
+
+describe('JobConnection on a server without keys', () => {
+  it('asks for no ticket once /v1/me says auth is off, and opens at once as before', async () => {
+    const t = setup();
+    const k = withAuth(t, 'none');
+    await k.auth.check();
+    t.conn.start();
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}`);
+    t.lastSocket().drop();
+    expect(t.lastStream().path).toBe(`/v1/download/${JOB}/events`);
+    await settle();
+    expect(t.server.ticketRequests).toHaveLength(0);
+    expect(t.server.requests.every((r) => r.authorization === null)).toBe(true);
+  });
+
+  it('treats a server from before keys (no /v1/me) the same way', async () => {
+    const t = setup();
+    const k = withAuth(t, 'none');
+    t.server.hasMe = false;
+    await k.auth.check();
+    expect(k.auth.getState()).toMatchObject({ mode: 'none', phase: 'ready' });
+    t.conn.start();
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}`);
+  });
+});
+
+describe('JobConnection when the job disappears', () => {
+  it.each([
+    ['a 4404 close', (t: ReturnType<typeof setup>) => t.lastSocket().drop(4404)],
+    ['a not_found message', (t: ReturnType<typeof setup>) => t.lastSocket().send({ type: 'error', error: { code: 'not_found', message: 'job not found' } })],
+  ])('marks the job gone after %s, though the page had shown it', async (_name, vanish) => {
+    const t = setup();
+    t.conn.start();
+    const ws = goLive(t);
+    ws.send(t.server.updateFile(70000, { status: 'processing', percent: 24 }));
+    vanish(t);
+    await t.clock.advance(60_000);
+    expect(t.conn.getStatus().state).toBe('not_found');
+    expect(t.store.getSummary()).toMatchObject({ gone: true, synced: true });
+    expect(t.clock.pending).toBe(0);
+  });
+
+  it('marks the job gone when polling meets a 404', async () => {
+    const t = setup();
+    t.conn.start();
+    t.lastSocket().drop();
+    t.lastStream().fail();
+    await settle();
+    expect(t.store.getSummary().synced).toBe(true);
+    t.server.vanished = true;
+    await t.clock.advance(1000);
+    expect(t.conn.getStatus().state).toBe('not_found');
+    expect(t.store.getSummary().gone).toBe(true);
+    expect(t.clock.pending).toBe(0);
+  });
+});
+
+describe('JobConnection while the job waits for a worker', () => {
+  it('shows the wait from a job event and clears it when the job resumes', async () => {
+    const t = setup();
+    t.conn.start();
+    const ws = goLive(t);
+    ws.send(t.server.updateFile(70000, { status: 'processing', percent: 40 }));
+    ws.send(t.server.loseWorker('2026-11-29T22:03:07Z', '2026-11-29T22:03:42Z'));
+    expect(t.store.getSummary().waiting).toEqual({ reason: 'worker_lost', since: '2026-11-29T22:03:07Z', resume_by: '2026-11-29T22:03:42Z' });
+    expect(t.store.getSummary().status).toBe('processing');
+    ws.send(t.server.resumeWorker());
+    expect(t.store.getSummary().waiting).toBeNull();
+  });
+
+  it('takes the wait from a snapshot, such as a reconnect’s or a poll’s', async () => {
+    const t = setup();
+    t.conn.start();
+    t.server.loseWorker('2026-11-29T22:03:07Z', '2026-11-29T22:03:42Z');
+    goLive(t);
+    expect(t.store.getSummary().waiting?.since).toBe('2026-11-29T22:03:07Z');
   });
 });

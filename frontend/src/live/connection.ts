@@ -7,9 +7,14 @@
 // closed by a snapshot from the status endpoint. Once the job is terminal the connection
 // reads the final snapshot and closes everything, so the page ends on the server's own state.
 //
+// On a server with API keys, every live attempt (each reconnect included) first asks for a
+// one-use ticket, since a browser cannot put the key on a WebSocket or an EventSource. A 401
+// anywhere pauses the connection until the page has a key again; a 429 is waited out for as
+// long as the server's Retry-After says.
+//
 // Every dependency with a side effect (WebSocket, EventSource, fetch, timers, randomness) is
 // injected, so the whole ladder runs in unit tests without a network or real time.
-import { ApiError, eventsPath, wsPath, type Api } from '../api/client';
+import { ApiError, eventsPath, withTicket, wsPath, type Api } from '../api/client';
 import {
   isTerminalJob,
   parseLiveMessage,
@@ -30,7 +35,8 @@ export type ConnectionState =
   | 'reconnecting' // a live attempt is under way after a failure
   | 'offline' // neither live channels nor polling reach the server
   | 'done' // the job is terminal and the page shows the server's final state
-  | 'not_found' // the server does not know the job
+  | 'not_found' // the server does not know the job (any more)
+  | 'unauthorized' // the server wants an API key; the connection waits for one
   | 'stopped'; // the page closed the connection
 
 /** ConnectionStatus is the connection's state as the page shows it. */
@@ -93,9 +99,21 @@ const defaults: ConnectionOptions = {
   pollMs: 1000,
 };
 
+/** LiveAccess hands out what a live connection needs to be let in. */
+export interface LiveAccess {
+  /**
+   * ticket returns a fresh one-use ticket for one live connection to the job. It returns null
+   * at once when the server needs no tickets, so the channels open without delay; otherwise a
+   * promise of the ticket (or of null), which fails with the ticket call's ApiError.
+   */
+  ticket(jobId: string): Promise<string | null> | null;
+}
+
 /** ConnectionDeps are the connection's side effects. */
 export interface ConnectionDeps {
   api: Api;
+  /** Tickets for the live channels. */
+  access: LiveAccess;
   /** Opens a WebSocket to a server path such as /ws/download/{id}. */
   openWebSocket: (path: string) => WebSocketLike;
   /** Opens an event stream to a server path; null where EventSource does not exist. */
@@ -147,6 +165,8 @@ export class JobConnection {
   private wsFailedToOpen = false;
   private lastError: string | null = null;
   private final: 'done' | 'not_found' | 'stopped' | null = null;
+  /** Whether the connection waits for the page to get an API key (after a 401). */
+  private needsKey = false;
 
   private polling = false;
   private pollTimer: unknown = null;
@@ -205,9 +225,30 @@ export class JobConnection {
 
   /** retryNow skips the backoff wait, for example when the browser says it is online again. */
   retryNow(): void {
-    if (!this.running || this.final || this.current) return;
+    if (!this.running || this.final || this.current || this.needsKey) return;
     this.clearRetry();
     this.openLive('websocket');
+    this.publish();
+  }
+
+  /** pauseForKey closes everything until resume(): the server refused the page's key, or it signed out. */
+  pauseForKey(message: string): void {
+    if (!this.running || this.final) return;
+    this.closeAll();
+    this.needsKey = true;
+    this.pollOk = null;
+    this.lastError = message;
+    this.publish();
+  }
+
+  /** resume starts over after a pause for a key, now that the page has one. */
+  resume(): void {
+    if (!this.running || this.final || !this.needsKey) return;
+    this.needsKey = false;
+    this.attempt = 0;
+    this.lastError = null;
+    this.openLive('websocket');
+    if (!this.store.getSummary().synced) void this.prime();
     this.publish();
   }
 
@@ -215,6 +256,11 @@ export class JobConnection {
   applySnapshot(snap: JobSnapshot): void {
     this.store.applySnapshot(snap);
     this.afterChange(true);
+  }
+
+  /** markNotFound ends the connection on news from elsewhere that the job is gone (a 404 to a cancel). */
+  markNotFound(message: string): void {
+    this.notFound(message);
   }
 
   // Live channels ---------------------------------------------------------------------------
@@ -233,14 +279,55 @@ export class JobConnection {
     attempt.openTimer = t.setTimeout(() => {
       if (this.current === attempt && !attempt.live) this.failLive(attempt, 'timeout');
     }, this.opt.openTimeoutMs);
-    if (kind === 'websocket') this.openWebSocket(attempt);
-    else this.openEventSource(attempt);
+    // A ticket is good for one connection only: every attempt asks for its own.
+    const ticket = this.deps.access.ticket(this.jobId);
+    if (ticket === null) {
+      this.connect(attempt, null);
+      return;
+    }
+    ticket.then(
+      (value) => {
+        if (this.current === attempt && !this.final) this.connect(attempt, value);
+      },
+      (err: unknown) => {
+        if (this.current === attempt && !this.final) this.ticketRefused(attempt, err);
+      },
+    );
   }
 
-  private openWebSocket(attempt: Attempt): void {
+  private connect(attempt: Attempt, ticket: string | null): void {
+    if (attempt.kind === 'websocket') this.openWebSocket(attempt, ticket);
+    else this.openEventSource(attempt, ticket);
+  }
+
+  /** ticketRefused decides what a failed ticket call means for the attempt that needed it. */
+  private ticketRefused(attempt: Attempt, err: unknown): void {
+    if (this.stopsOn(err)) return;
+    if (err instanceof ApiError && err.status === 429) {
+      this.throttled(attempt, err);
+      return;
+    }
+    this.failLive(attempt, 'error');
+  }
+
+  /**
+   * throttled waits out a 429: no other channel is tried (each would need a ticket too); the
+   * page polls meanwhile, and the next attempt comes no sooner than the server asked.
+   */
+  private throttled(attempt: Attempt, err: ApiError): void {
+    if (!this.endAttempt(attempt)) return;
+    this.wsFailedToOpen = false;
+    this.attempt += 1;
+    this.lastError = err.message;
+    this.startPolling();
+    this.scheduleRetry(err.retryAfterMs ?? this.backoff(this.attempt));
+    this.publish();
+  }
+
+  private openWebSocket(attempt: Attempt, ticket: string | null): void {
     let ws: WebSocketLike;
     try {
-      ws = this.deps.openWebSocket(wsPath(this.jobId));
+      ws = this.deps.openWebSocket(withTicket(wsPath(this.jobId), ticket));
     } catch {
       this.failLive(attempt, 'error');
       return;
@@ -270,7 +357,7 @@ export class JobConnection {
     };
   }
 
-  private openEventSource(attempt: Attempt): void {
+  private openEventSource(attempt: Attempt, ticket: string | null): void {
     const open = this.deps.openEventSource;
     if (!open) {
       this.failLive(attempt, 'error');
@@ -278,7 +365,7 @@ export class JobConnection {
     }
     let es: EventSourceLike;
     try {
-      es = open(eventsPath(this.jobId));
+      es = open(withTicket(eventsPath(this.jobId), ticket));
     } catch {
       this.failLive(attempt, 'error');
       return;
@@ -343,12 +430,7 @@ export class JobConnection {
    * never opened, otherwise polling and another attempt after a backoff.
    */
   private failLive(attempt: Attempt, why: 'error' | 'timeout' | 'closed' | 'going-away' | 'stalled'): void {
-    if (this.current !== attempt) return;
-    this.current = null;
-    this.deps.timers.clearTimeout(attempt.openTimer);
-    this.clearStallCheck();
-    attempt.close(CLOSE_GAVE_UP);
-    if (this.final) return;
+    if (!this.endAttempt(attempt)) return;
     const wasLive = attempt.live;
     const bothFailed = attempt.kind === 'sse' && !wasLive && this.wsFailedToOpen;
     this.lastError = bothFailed ? 'Live updates could not connect.' : describeFailure(attempt.kind, why, wasLive);
@@ -365,6 +447,16 @@ export class JobConnection {
     this.startPolling();
     this.scheduleRetry(delay);
     this.publish();
+  }
+
+  /** endAttempt forgets the attempt and closes its channel; it reports whether the connection goes on. */
+  private endAttempt(attempt: Attempt): boolean {
+    if (this.current !== attempt) return false;
+    this.current = null;
+    this.deps.timers.clearTimeout(attempt.openTimer);
+    this.clearStallCheck();
+    attempt.close(CLOSE_GAVE_UP);
+    return !this.final;
   }
 
   private backoff(n: number): number {
@@ -424,10 +516,7 @@ export class JobConnection {
         snap = res.snapshot;
       }
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
-        this.notFound(err.message);
-        return;
-      }
+      if (this.stopsOn(err)) return;
     }
     if (this.current !== attempt || this.final) return;
     if (!snap || snap.seq <= seqBefore) {
@@ -474,9 +563,9 @@ export class JobConnection {
         ok = true;
       }
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
+      if (err instanceof ApiError && (err.status === 404 || err.status === 401)) {
         this.resyncing = false;
-        this.notFound(err.message);
+        this.stopsOn(err);
         return;
       }
     }
@@ -543,15 +632,17 @@ export class JobConnection {
     } catch (err) {
       if (this.pollAbort !== abort) return;
       this.pollAbort = null;
-      if (err instanceof ApiError && err.status === 404) {
-        this.notFound(err.message);
-        return;
-      }
-      this.pollOk = false;
+      if (this.stopsOn(err)) return;
       this.pollFailures += 1;
+      const backoff = Math.min(this.opt.backoffMaxMs, this.pollAfterMs * 2 ** Math.min(this.pollFailures, 5));
       if (err instanceof ApiError) this.lastError = err.message;
-      const delay = Math.min(this.opt.backoffMaxMs, this.pollAfterMs * 2 ** Math.min(this.pollFailures, 5));
-      this.schedulePoll(delay);
+      if (err instanceof ApiError && err.status === 429) {
+        this.pollOk = true; // the server answers; it only asks for patience
+        this.schedulePoll(err.retryAfterMs ?? backoff);
+      } else {
+        this.pollOk = false;
+        this.schedulePoll(backoff);
+      }
       this.publish();
     }
   }
@@ -588,7 +679,7 @@ export class JobConnection {
       this.store.applySnapshot(res.snapshot);
       this.afterChange(true);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) this.notFound(err.message);
+      this.stopsOn(err);
       // Other failures are the ladder's business: it polls when live channels fail.
     }
   }
@@ -598,22 +689,43 @@ export class JobConnection {
       const res = await this.deps.api.status(this.jobId, null);
       if (res.kind === 'snapshot') this.store.applySnapshot(res.snapshot);
     } catch (err) {
-      if (tries < 2 && !(err instanceof ApiError && err.status === 404)) {
-        this.deps.timers.setTimeout(() => void this.reconcile(tries + 1), this.backoff(tries + 1));
+      const hopeless = err instanceof ApiError && (err.status === 404 || err.status === 401);
+      if (tries < 2 && !hopeless) {
+        const wait = err instanceof ApiError && err.retryAfterMs !== null ? err.retryAfterMs : this.backoff(tries + 1);
+        this.deps.timers.setTimeout(() => void this.reconcile(tries + 1), wait);
       }
     }
+  }
+
+  /**
+   * stopsOn handles the answers that stop the ladder, whatever asked: 404 (the job is gone)
+   * and 401 (the page needs a key). It reports whether err was one of them.
+   */
+  private stopsOn(err: unknown): boolean {
+    if (!(err instanceof ApiError)) return false;
+    if (err.status === 404) this.notFound(err.message);
+    else if (err.status === 401) this.pauseForKey(err.message);
+    else return false;
+    return true;
   }
 
   private notFound(message: string): void {
     if (this.final) return;
     this.final = 'not_found';
     this.lastError = message;
+    this.needsKey = false;
     this.teardown();
+    this.store.markGone();
     this.publish();
   }
 
   private teardown(): void {
     this.running = false;
+    this.closeAll();
+  }
+
+  /** closeAll closes every channel and timer. */
+  private closeAll(): void {
     const cur = this.current;
     this.current = null;
     if (cur) {
@@ -649,6 +761,7 @@ export class JobConnection {
     if (this.final === 'done') return { ...base, state: 'done', channel: null, retryAt: null, error: null };
     if (this.final === 'not_found') return { ...base, state: 'not_found', channel: null, retryAt: null };
     if (this.final === 'stopped') return { ...base, state: 'stopped', channel: null, retryAt: null };
+    if (this.needsKey) return { ...base, state: 'unauthorized', channel: null, retryAt: null };
     const cur = this.current;
     if (cur?.live) return { ...base, state: 'live', channel: cur.kind, error: null };
     if (this.pollOk === true && this.polling) {

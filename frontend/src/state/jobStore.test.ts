@@ -113,4 +113,39 @@ describe('JobStore', () => {
     store.applySnapshot(server.job);
     expect(store.getSummary().fileIds).toBe(ids);
   });
+
+  it('shows a wait for a worker from snapshots and events, and treats the field as optional', () => {
+    const { server, store } = synced();
+    const w = { reason: 'worker_lost', since: '2026-11-29T22:03:07Z', resume_by: '2026-11-29T22:03:42Z' };
+    store.applySnapshot({ ...server.job, status: 'processing', waiting: w });
+    expect(store.getSummary().waiting).toEqual(w);
+    store.applySnapshot({ ...server.job, status: 'processing' }); // an old server never sends it
+    expect(store.getSummary().waiting).toBeNull();
+    store.applyEvent(server.loseWorker(w.since, w.resume_by));
+    expect(store.getSummary().waiting).toEqual(w);
+    const { waiting: _omitted, ...oldEvent } = server.resumeWorker();
+    store.applyEvent(oldEvent);
+    expect(store.getSummary().waiting).toBeNull();
+  });
+
+  it('never shows a finished job as waiting', () => {
+    const { server, store } = synced();
+    const w = { reason: 'worker_lost', since: '2026-11-29T22:03:07Z', resume_by: '2026-11-29T22:03:42Z' };
+    store.applySnapshot({ ...server.job, status: 'failed', waiting: w });
+    expect(store.getSummary().waiting).toBeNull();
+  });
+
+  it('keeps a job gone: no later snapshot or event brings it back', () => {
+    const { server, store } = synced();
+    store.applyEvent(server.loseWorker('2026-11-29T22:03:07Z', '2026-11-29T22:03:42Z'));
+    const summary = vi.fn();
+    store.subscribe(summary);
+    store.markGone();
+    store.markGone();
+    expect(summary).toHaveBeenCalledTimes(1);
+    expect(store.getSummary()).toMatchObject({ gone: true, waiting: null });
+    expect(store.applySnapshot({ ...server.job, seq: 99 })).toBe(false);
+    expect(store.applyEvent(server.updateFile(1, { status: 'processing', percent: 50 }))).toBe('stale');
+    expect(store.getFile(1)?.percent).toBe(0);
+  });
 });

@@ -2,7 +2,7 @@
 // only about the part it watches: one file event re-renders one file row and the job header,
 // never the whole list. It also enforces what the page promises a person: progress never goes
 // backwards, a finished file or job never becomes unfinished again, and older news (a lower
-// seq) never replaces newer.
+// seq) never replaces newer. A job the server no longer knows is marked gone, for good.
 import {
   isTerminalFile,
   isTerminalJob,
@@ -14,6 +14,7 @@ import {
   type JobSnapshot,
   type JobStatus,
   type Progress,
+  type Waiting,
 } from '../api/types';
 
 /** JobSummary is everything about a job except its files' details. */
@@ -33,6 +34,10 @@ export interface JobSummary {
   readonly snapshotAt: number | null;
   /** The file ids in the job's order. The same array as long as the set does not change. */
   readonly fileIds: readonly number[];
+  /** Set while the job waits for a new worker after losing its own; null otherwise. */
+  readonly waiting: Waiting | null;
+  /** Whether the server said the job does not exist (any more): expired, or lost. */
+  readonly gone: boolean;
 }
 
 /** ApplyResult says what an event did: applied, already known (stale), or after a gap. */
@@ -156,6 +161,8 @@ export class JobStore {
       finishedAt: null,
       snapshotAt: null,
       fileIds: [],
+      waiting: null,
+      gone: false,
     };
   }
 
@@ -208,9 +215,16 @@ export class JobStore {
     this.emit(changed);
   }
 
+  /** markGone records that the server no longer knows the job; nothing changes it after. */
+  markGone(): void {
+    if (this.summary.gone) return;
+    this.summary = { ...this.summary, gone: true, waiting: null };
+    this.emit([]);
+  }
+
   /** applySnapshot takes a snapshot that is not older than what the store has. */
   applySnapshot(snap: JobSnapshot): boolean {
-    if (snap.seq < this.summary.seq) return false;
+    if (snap.seq < this.summary.seq || this.summary.gone) return false;
     const changed: number[] = [];
     const ids = snap.files.map((f) => f.file_id);
     const keep = new Set(ids);
@@ -233,9 +247,11 @@ export class JobStore {
       percent: Math.max(prev.progress.percent, server.percent ?? 0, local.percent),
       files_total: ids.length,
     };
+    const status = this.nextJobStatus(snap.status);
     this.summary = {
       ...prev,
-      status: this.nextJobStatus(snap.status),
+      status,
+      waiting: waitingOf(status, snap.waiting),
       seq: snap.seq,
       synced: true,
       progress,
@@ -253,6 +269,7 @@ export class JobStore {
   /** applyEvent applies the event that directly follows the store's seq. */
   applyEvent(ev: FileEvent | JobEvent): ApplyResult {
     const seq = this.summary.seq;
+    if (this.summary.gone) return 'stale';
     if (!this.summary.synced) return 'gap';
     if (ev.seq <= seq) return 'stale';
     if (ev.seq > seq + 1) return 'gap';
@@ -302,6 +319,7 @@ export class JobStore {
       status,
       progress,
       error: ev.error ?? prev.error,
+      waiting: waitingOf(status, ev.waiting),
     };
     this.emit([]);
   }
@@ -330,6 +348,15 @@ export class JobStore {
     }
     for (const l of [...this.listeners]) l();
   }
+}
+
+/**
+ * waitingOf is the waiting state a job in this status shows: the server's object while the job
+ * runs, nothing once it is over, and nothing from an old server that never sends the field.
+ */
+function waitingOf(status: JobStatus, waiting: Waiting | null | undefined): Waiting | null {
+  if (isTerminalJob(status) || !waiting || typeof waiting !== 'object') return null;
+  return typeof waiting.since === 'string' && typeof waiting.resume_by === 'string' ? waiting : null;
 }
 
 /** fileStatusLabel is how a person reads a file status. */

@@ -1,18 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { MemoryStorage } from '../test/fakes';
 import { MAX_RECENT, RECENT_STORAGE_KEY, RecentJobs, idsLabel, type StorageLike } from './recentJobs';
-
-class MemoryStorage implements StorageLike {
-  data = new Map<string, string>();
-  getItem(k: string) {
-    return this.data.get(k) ?? null;
-  }
-  setItem(k: string, v: string) {
-    this.data.set(k, v);
-  }
-  removeItem(k: string) {
-    this.data.delete(k);
-  }
-}
 
 const id = (n: number) => `dl_01JH3W7ZK8Q4X9V2N6M5R0T${String(n).padStart(3, '0')}`;
 
@@ -62,5 +50,14 @@ describe('RecentJobs', () => {
   it('labels ids briefly', () => {
     expect(idsLabel([1])).toBe('1');
     expect(idsLabel([1, 2, 3, 4])).toBe('1, 2 +2');
+  });
+
+  it('marks a listed job gone across reloads, and never lists a job for being gone', () => {
+    const storage = new MemoryStorage();
+    const r = new RecentJobs(storage);
+    r.upsert({ jobId: id(1), status: 'processing', percent: 24 });
+    r.markGone(id(1));
+    r.markGone(id(2));
+    expect(new RecentJobs(storage).getAll()).toMatchObject([{ jobId: id(1), gone: true }]);
   });
 });

@@ -11,6 +11,8 @@ export interface RecentJob {
   readonly label: string;
   readonly status: JobStatus;
   readonly percent: number;
+  /** Set once the server said, while the page watched, that the job no longer exists. */
+  readonly gone?: boolean;
 }
 
 /** StorageLike is the part of localStorage the list uses. */
@@ -43,7 +45,8 @@ function valid(e: unknown): e is RecentJob {
     typeof r.label === 'string' &&
     typeof r.status === 'string' &&
     statuses.has(r.status) &&
-    typeof r.percent === 'number'
+    typeof r.percent === 'number' &&
+    (r.gone === undefined || typeof r.gone === 'boolean')
   );
 }
 
@@ -79,7 +82,8 @@ export class RecentJobs {
         next.status === prev.status &&
         next.percent === prev.percent &&
         next.totalFiles === prev.totalFiles &&
-        next.label === prev.label
+        next.label === prev.label &&
+        next.gone === prev.gone
       ) {
         return;
       }
@@ -97,6 +101,11 @@ export class RecentJobs {
       ...job,
     };
     this.write([entry, ...this.items].slice(0, MAX_RECENT));
+  }
+
+  /** markGone marks a listed job as no longer existing; a job not in the list stays out of it. */
+  markGone(jobId: string): void {
+    if (this.get(jobId)) this.upsert({ jobId, gone: true });
   }
 
   remove(jobId: string): void {

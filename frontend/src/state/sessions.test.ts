@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { json, rig, settle } from '../test/fakes';
-import { RecentJobs, type StorageLike } from './recentJobs';
-import { Sessions } from './sessions';
+import { json, MemoryStorage, rig, settle, withAuth } from '../test/fakes';
+import { authTexts } from './auth';
+import { RecentJobs } from './recentJobs';
+import { followAuth, Sessions } from './sessions';
 
 const id = (n: number) => `dl_01JH3W7ZK8Q4X9V2N6M5R0T${String(n).padStart(3, '0')}`;
-
-class MemoryStorage implements StorageLike {
-  data = new Map<string, string>();
-  getItem = (k: string) => this.data.get(k) ?? null;
-  setItem = (k: string, v: string) => void this.data.set(k, v);
-  removeItem = (k: string) => void this.data.delete(k);
-}
 
 describe('Sessions', () => {
   it('opens a job once and mirrors its state into the recent list', () => {
@@ -59,5 +53,51 @@ describe('Sessions', () => {
       `/v1/download/status/${id(2)}`,
     ]);
     expect(r.sockets).toHaveLength(0);
+  });
+
+  it('marks a watched job that disappears as gone in the recent list, and leaves it so', async () => {
+    const r = rig(id(1), [7, 14]);
+    const recent = new RecentJobs(new MemoryStorage());
+    const sessions = new Sessions(r.deps, recent);
+    sessions.open(id(1));
+    r.lastSocket().send(r.server.snapshotEvent());
+    r.lastSocket().send(r.server.updateFile(7, { status: 'processing', percent: 48 }));
+    expect(recent.get(id(1))).toMatchObject({ status: 'processing', percent: 24 });
+    r.lastSocket().drop(4404);
+    expect(recent.get(id(1))).toMatchObject({ gone: true });
+    // The next visit's refresh does not ask about it again, nor drop it.
+    const before = r.server.requests.length;
+    await new Sessions(r.deps, recent).refreshRecent();
+    expect(r.server.requests.length).toBe(before);
+    expect(recent.get(id(1))?.gone).toBe(true);
+  });
+
+  it('does not add a job it never listed just because it is gone', () => {
+    const r = rig(id(1), [7]);
+    const recent = new RecentJobs(new MemoryStorage());
+    new Sessions(r.deps, recent).open(id(1));
+    r.lastSocket().drop(4404);
+    expect(recent.getAll()).toEqual([]);
+  });
+
+  it('pauses every watched job while the page needs a key, and resumes them with the new one', async () => {
+    const r = rig(id(1), [7, 14]);
+    r.server.addKey('one');
+    const k = withAuth(r, 'keys', 'one');
+    await k.auth.check();
+    const sessions = new Sessions(r.deps, new RecentJobs(null));
+    followAuth(k.auth, sessions);
+    const s = sessions.open(id(1));
+    await settle();
+    r.lastSocket().send(r.server.snapshotEvent());
+    expect(s.connection.getStatus().state).toBe('live');
+    k.auth.signOut();
+    expect(s.connection.getStatus()).toMatchObject({ state: 'unauthorized', error: authTexts.signedOut });
+    expect(r.lastSocket().closed).toBe(true); // signed out means no more news for the old key
+    await k.auth.signIn('one');
+    await settle();
+    r.lastSocket().send(r.server.snapshotEvent());
+    expect(s.connection.getStatus().state).toBe('live');
+    expect(r.sockets.map((w) => w.path.split('?')[1])).toEqual(['ticket=tk-1', 'ticket=tk-2']);
   });
 });

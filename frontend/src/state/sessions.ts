@@ -4,6 +4,7 @@
 import { ApiError } from '../api/client';
 import { isTerminalJob } from '../api/types';
 import { JobConnection, type ConnectionDeps } from '../live/connection';
+import { authTexts, type Auth } from './auth';
 import { JobStore } from './jobStore';
 import { idsLabel, type RecentJobs } from './recentJobs';
 
@@ -17,6 +18,25 @@ export interface Session {
 interface Entry extends Session {
   lastUsed: number;
   unsubscribe: () => void;
+}
+
+/**
+ * followAuth keeps the watched jobs in step with the page's access: they pause when it needs
+ * a key and start over once it has one, and the recent list is refreshed when the page can
+ * read again. It returns the function that stops following.
+ */
+export function followAuth(auth: Auth, sessions: Sessions): () => void {
+  let phase = auth.getState().phase;
+  return auth.subscribe(() => {
+    const s = auth.getState();
+    if (s.phase === phase) return;
+    phase = s.phase;
+    if (s.phase === 'needs-key') sessions.pauseAll(s.reason ?? authTexts.needed);
+    if (s.phase === 'ready') {
+      sessions.resumeAll();
+      void sessions.refreshRecent();
+    }
+  });
 }
 
 /** Sessions is the registry of watched jobs; see the file comment. */
@@ -61,15 +81,26 @@ export class Sessions {
     for (const e of this.entries.values()) e.connection.retryNow();
   }
 
+  /** pauseAll has every connection wait for a key (the page signed out, or its key was refused). */
+  pauseAll(reason: string): void {
+    for (const e of this.entries.values()) e.connection.pauseForKey(reason);
+  }
+
+  /** resumeAll starts every connection that waited for a key over again. */
+  resumeAll(): void {
+    for (const e of this.entries.values()) e.connection.resume();
+  }
+
   /**
    * refreshRecent reads, once, the state of every unfinished job in the recent list that this
    * tab does not watch, so the list never shows a job as running that finished meanwhile.
-   * Jobs the server no longer knows (expired) leave the list.
+   * Jobs the server no longer knows (expired) leave the list; those already marked gone stay
+   * as they are, until the person removes them.
    */
   async refreshRecent(): Promise<void> {
     const stale = this.recent
       .getAll()
-      .filter((j) => !isTerminalJob(j.status) && !this.entries.has(j.jobId));
+      .filter((j) => !isTerminalJob(j.status) && !j.gone && !this.entries.has(j.jobId));
     await Promise.all(
       stale.map(async (j) => {
         try {
@@ -104,6 +135,10 @@ export class Sessions {
     let last = '';
     const sync = () => {
       const s = store.getSummary();
+      if (s.gone) {
+        this.recent.markGone(s.jobId);
+        return;
+      }
       if (!s.synced && s.fileIds.length === 0) return;
       const percent = Math.floor(s.progress.percent);
       const key = `${s.status}:${percent}:${s.fileIds.length}`;

@@ -1,8 +1,20 @@
 // Test doubles for the connection's injected dependencies: a clock that runs only when told,
-// sockets and event streams the test speaks for, and an HTTP server that keeps one job.
+// sockets and event streams the test speaks for, and an HTTP server that keeps one job and,
+// when told, wants API keys, hands out tickets, loses its worker or forgets the job.
 import { Api, type FetchFn } from '../api/client';
-import type { FileEntry, JobSnapshot, JobStatus } from '../api/types';
-import type { ConnectionDeps, ConnectionOptions, EventSourceLike, Timers, WebSocketLike } from '../live/connection';
+import type { SaveDeps } from '../api/download';
+import type { FileEntry, JobSnapshot, JobStatus, KeyInfo } from '../api/types';
+import type {
+  ConnectionDeps,
+  ConnectionOptions,
+  EventSourceLike,
+  LiveAccess,
+  Timers,
+  WebSocketLike,
+} from '../live/connection';
+import { KeyHolder } from '../state/apiKey';
+import { Auth } from '../state/auth';
+import type { StorageLike } from '../state/recentJobs';
 
 /** settle lets pending promise chains run (a macrotask after every queued microtask). */
 export function settle(): Promise<void> {
@@ -122,14 +134,40 @@ export class FakeEventSource implements EventSourceLike {
   }
 }
 
-/** FakeServer keeps one job and answers the status endpoint the way API.md says. */
+/** MemoryStorage is a localStorage or sessionStorage that lives in memory. */
+export class MemoryStorage implements StorageLike {
+  readonly data = new Map<string, string>();
+  getItem = (k: string) => this.data.get(k) ?? null;
+  setItem = (k: string, v: string) => void this.data.set(k, v);
+  removeItem = (k: string) => void this.data.delete(k);
+}
+
+/** Request is what FakeServer saw of one request. */
+export interface Request {
+  path: string;
+  method: string;
+  ifNoneMatch: string | null;
+  authorization: string | null;
+}
+
+/** FakeServer keeps one job and answers the endpoints of API.md the way it says. */
 export class FakeServer {
   job: JobSnapshot;
   /** When set, status requests fail the way a dead network does. */
   down = false;
-  /** Answers requests other than the status endpoint; undefined falls through to a 404. */
+  /** Answers requests before the server's own routes do; undefined falls through to them. */
   other: ((path: string, init?: RequestInit) => Response | undefined) | null = null;
-  readonly requests: { path: string; method: string; ifNoneMatch: string | null }[] = [];
+  /** "keys" makes every route ask for one of keys in the Authorization header. */
+  auth: 'none' | 'keys' = 'none';
+  /** The keys the server accepts, by secret. */
+  readonly keys = new Map<string, KeyInfo>();
+  /** false plays a server from before API keys, which has no /v1/me. */
+  hasMe = true;
+  /** When set, the server no longer knows the job: it expired, or the server lost it. */
+  vanished = false;
+  /** Every ticket handed out, in order. */
+  readonly tickets: string[] = [];
+  readonly requests: Request[] = [];
 
   constructor(jobId: string, fileIds: number[]) {
     this.job = {
@@ -182,27 +220,89 @@ export class FakeServer {
     return { type: 'job' as const, seq, job_id: this.job.job_id, status, progress: this.job.progress, error: null };
   }
 
+  /** loseWorker has the job wait for a new worker and returns the job event that says so. */
+  loseWorker(since: string, resumeBy: string) {
+    return this.jobEvent({ status: 'processing', waiting: { reason: 'worker_lost', since, resume_by: resumeBy } });
+  }
+
+  /** resumeWorker has another worker take the job from its checkpoint; it returns the job event. */
+  resumeWorker() {
+    return this.jobEvent({ status: 'processing', waiting: null });
+  }
+
+  private jobEvent(change: Pick<JobSnapshot, 'status' | 'waiting'>) {
+    const seq = this.job.seq + 1;
+    this.job = { ...this.job, ...change, seq };
+    const { status, progress, error, waiting } = this.job;
+    return { type: 'job' as const, seq, job_id: this.job.job_id, status, progress, error, waiting };
+  }
+
   snapshotEvent() {
     return { type: 'snapshot' as const, seq: this.job.seq, job: this.job };
+  }
+
+  /** addKey makes the server accept a key. */
+  addKey(secret: string, name = 'laptop', role: KeyInfo['role'] = 'client'): KeyInfo {
+    const info: KeyInfo = { id: `key_${this.keys.size + 1}`, name, role, created_at: '2026-11-29T21:00:00Z' };
+    this.keys.set(secret, info);
+    return info;
   }
 
   get statusRequests() {
     return this.requests.filter((r) => r.path.startsWith('/v1/download/status/'));
   }
 
+  get ticketRequests() {
+    return this.requests.filter((r) => r.path.endsWith('/ticket'));
+  }
+
   fetch: FetchFn = async (input, init) => {
     const headers = new Headers(init?.headers);
-    this.requests.push({ path: input, method: init?.method ?? 'GET', ifNoneMatch: headers.get('If-None-Match') });
+    const method = init?.method ?? 'GET';
+    const authorization = headers.get('Authorization');
+    this.requests.push({ path: input, method, ifNoneMatch: headers.get('If-None-Match'), authorization });
     if (this.down) throw new TypeError('Failed to fetch');
     const answer = this.other?.(input, init);
     if (answer) return answer;
-    if (input !== `/v1/download/status/${this.job.job_id}`) {
-      return json(404, { error: { code: 'not_found', message: 'job not found' } });
+    if (input === '/v1/me' && !this.hasMe) return notFound('no such route');
+    const key = this.keys.get(authorization?.replace(/^Bearer /, '') ?? '');
+    if (this.auth === 'keys' && !key) {
+      return json(401, { error: { code: 'unauthorized', message: authorization ? 'this API key is not valid' : 'an API key is required' } }, { 'WWW-Authenticate': 'Bearer' });
     }
+    if (input === '/v1/me') return json(200, this.auth === 'keys' ? { auth: 'keys', key } : { auth: 'none' });
+    const base = `/v1/download/${this.job.job_id}`;
+    if (this.vanished) return notFound('job not found');
+    if (input === `${base}/ticket` && method === 'POST') {
+      const ticket = `tk-${this.tickets.length + 1}`;
+      this.tickets.push(ticket);
+      return json(201, { ticket, expires_at: '2026-11-29T22:00:30Z' });
+    }
+    const file = new RegExp(`^${base}/files/(\\d+)$`).exec(input);
+    if (file && this.job.files.some((f) => f.status === 'ready' && String(f.file_id) === file[1])) {
+      return new Response(`bytes of ${file[1]}`, {
+        status: 200,
+        headers: { 'Content-Type': 'application/octet-stream', 'Content-Disposition': `attachment; filename="file-${file[1]}.bin"` },
+      });
+    }
+    if (input !== `/v1/download/status/${this.job.job_id}`) return notFound('job not found');
     const etag = `"${this.job.seq}"`;
     if (headers.get('If-None-Match') === etag) return new Response(null, { status: 304, headers: { ETag: etag } });
     return json(200, this.job, { ETag: etag });
   };
+}
+
+function notFound(message: string): Response {
+  return json(404, { error: { code: 'not_found', message } });
+}
+
+/** rateLimited is the 429 of API.md: the contract's body, Retry-After and the RateLimit headers. */
+export function rateLimited(message: string, retryAfterS: number): Response {
+  return json(429, { error: { code: 'rate_limited', message } }, {
+    'Retry-After': String(retryAfterS),
+    'RateLimit-Limit': '60',
+    'RateLimit-Remaining': '0',
+    'RateLimit-Reset': String(retryAfterS),
+  });
 }
 
 /** json is a JSON response, as the API sends them. */
@@ -211,6 +311,30 @@ export function json(status: number, body: unknown, headers: Record<string, stri
     status,
     headers: { 'Content-Type': 'application/json', ...headers },
   });
+}
+
+/** FakeSaveDeps saves nothing: it records what the page asked the browser to save and revoke. */
+export class FakeSaveDeps implements SaveDeps {
+  readonly saved: { url: string; name: string; blob: Blob }[] = [];
+  readonly revoked: string[] = [];
+  private readonly clock: FakeClock;
+  private readonly blobs = new Map<string, Blob>();
+
+  constructor(clock: FakeClock) {
+    this.clock = clock;
+  }
+
+  createObjectURL = (blob: Blob): string => {
+    const url = `blob:fake/${this.blobs.size + 1}`;
+    this.blobs.set(url, blob);
+    return url;
+  };
+
+  revokeObjectURL = (url: string): void => void this.revoked.push(url);
+
+  follow = (url: string, name: string): void => void this.saved.push({ url, name, blob: this.blobs.get(url)! });
+
+  setTimeout = (fn: () => void, ms: number): unknown => this.clock.setTimeout(fn, ms);
 }
 
 /** Rig is a connection's world: the server, the clock and every socket it opened. */
@@ -224,6 +348,26 @@ export interface Rig {
   lastStream(): FakeEventSource;
 }
 
+/** noTickets is the access of a server that wants no keys, known from the start. */
+export const noTickets: LiveAccess = { ticket: () => null };
+
+/**
+ * withAuth gives the rig the page's real Auth over its server, which wants keys (or, with
+ * "none", does not), the page holding key (or none): the Auth's api and access become the
+ * rig's. Call auth.check() next, as the page does at start.
+ */
+export function withAuth(r: Rig, mode: 'none' | 'keys', key: string | null = null) {
+  r.server.auth = mode;
+  const storage = new MemoryStorage();
+  const keys = new KeyHolder(storage);
+  if (key !== null) keys.set(key);
+  const api = new Api(r.server.fetch, keys.get);
+  const auth = new Auth(api, keys);
+  r.deps.api = api;
+  r.deps.access = auth;
+  return { api, auth, keys, storage };
+}
+
 /** rig builds the fakes; random() is 0.5 unless a test says otherwise. */
 export function rig(jobId: string, fileIds: number[], options?: Partial<ConnectionOptions>, sse = true): Rig {
   const server = new FakeServer(jobId, fileIds);
@@ -232,6 +376,7 @@ export function rig(jobId: string, fileIds: number[], options?: Partial<Connecti
   const streams: FakeEventSource[] = [];
   const deps: ConnectionDeps = {
     api: new Api(server.fetch),
+    access: noTickets,
     openWebSocket: (path) => {
       const ws = new FakeWebSocket(path);
       sockets.push(ws);

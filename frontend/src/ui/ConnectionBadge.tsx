@@ -17,7 +17,9 @@ export function connectionLabel(s: ConnectionStatus): string {
     case 'done':
       return 'Final state';
     case 'not_found':
-      return 'Not found';
+      return 'Job gone';
+    case 'unauthorized':
+      return 'Needs an API key';
     case 'stopped':
       return 'Not watching';
   }
@@ -34,7 +36,9 @@ export function retryText(s: ConnectionStatus, now: number): string {
 export function ConnectionBadge({ status }: { status: ConnectionStatus }) {
   const now = useNow(1000, status.retryAt !== null);
   const retry = retryText(status, now);
-  const why = status.error && status.state !== 'live' && status.state !== 'done' ? status.error : '';
+  // A job that is gone says why in the card itself; the server's "not found" adds nothing.
+  const quiet = status.state === 'live' || status.state === 'done' || status.state === 'not_found';
+  const why = status.error && !quiet ? status.error : '';
   return (
     <div className={`conn conn-${status.state}`} data-state={status.state} data-channel={status.channel ?? 'none'}>
       <span className="conn-dot" aria-hidden="true" />

@@ -1,4 +1,4 @@
-import { act, cleanup, render } from '@testing-library/react';
+import { act, cleanup, render, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JobStore } from '../state/jobStore';
 import { FakeServer } from '../test/fakes';
@@ -73,5 +73,27 @@ describe('FileList with 1,000 files', { timeout: 60_000 }, () => {
     expect(link.getAttribute('href')).toBe(`/v1/download/${JOB}/files/100000`);
     expect(view.getByText('source timed out 3 times')).toBeTruthy();
     expect(view.container.querySelectorAll('a.download')).toHaveLength(1);
+  });
+
+  it('shows a file that was not produced as what it is: its outcome in words, no percent, no full bar', () => {
+    const { server, store, view } = setup(4);
+    act(() => {
+      store.applyEvent(server.updateFile(100000, { status: 'ready', percent: 100, size: 2048, download_url: `/v1/download/${JOB}/files/100000` }));
+      store.applyEvent(server.updateFile(100001, { status: 'unavailable', percent: 100, error: 'file 100001 is not available' }));
+      store.applyEvent(server.updateFile(100002, { status: 'failed', percent: 100, error: 'source timed out 3 times' }));
+      store.applyEvent(server.updateFile(100003, { status: 'canceled', percent: 100 }));
+    });
+    const row = (id: number) => view.container.querySelector<HTMLElement>(`li.file[data-file-id="${id}"]`)!;
+    for (const [id, word] of [[100001, 'Unavailable'], [100002, 'Failed'], [100003, 'Canceled']] as const) {
+      const bar = within(row(id)).getByRole('progressbar', { name: `File ${id}` });
+      expect(bar.textContent).toBe(word);
+      expect(bar.getAttribute('aria-valuetext')).toBe(word);
+      expect(bar.getAttribute('aria-valuenow')).toBe('100'); // the server's percent, for tools that read it
+      expect(row(id).textContent).not.toContain('%');
+      expect(row(id).querySelector('.bar-fill')).toBeNull();
+    }
+    // A produced file still reads as done.
+    expect(row(100000).textContent).toContain('100%');
+    expect(row(100000).querySelector('.bar-fill')).not.toBeNull();
   });
 });

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError } from '../api/client';
 import { isTerminalJob, jobIdPattern, type JobStatus } from '../api/types';
 import { EtaEstimator, elapsedMs } from '../lib/eta';
-import { formatDuration, formatPercent, formatRemaining } from '../lib/format';
+import { formatDuration, formatPercent, formatRemaining, waitingText } from '../lib/format';
 import { linkClick } from '../lib/router';
 import type { JobSummary } from '../state/jobStore';
 import type { Session } from '../state/sessions';
@@ -47,17 +47,23 @@ export function JobPage({ jobId }: { jobId: string }) {
   return <WatchedJob key={jobId} jobId={jobId} />;
 }
 
-const selectSynced = (s: JobSummary) => s.synced;
+/** JOB_GONE_TEXT is what the page says of a job that disappeared while it was shown. */
+export const JOB_GONE_TEXT = 'This job no longer exists (it expired, or the server lost it).';
+
+/** What the page can show of a job: it, that it is gone, or that it never was found. */
+const selectView = (s: JobSummary): 'job' | 'gone' | 'unknown' =>
+  !s.gone ? 'job' : s.synced || s.fileIds.length > 0 ? 'gone' : 'unknown';
 
 function WatchedJob({ jobId }: { jobId: string }) {
   const { sessions } = useApp();
   const session = useMemo(() => sessions.open(jobId), [sessions, jobId]);
   const status = useConnection(session.connection);
-  const synced = useSummaryPart(session.store, selectSynced);
+  const view = useSummaryPart(session.store, selectView);
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => heading.current?.focus(), [jobId]);
 
-  if (status.state === 'not_found' && !synced) {
+  if (view === 'gone') return <GoneJob session={session} headingRef={heading} />;
+  if (view === 'unknown') {
     return (
       <Problem title="Job not found" headingRef={heading}>
         <p>{status.error ?? 'The server does not know this job.'}</p>
@@ -78,6 +84,37 @@ function WatchedJob({ jobId }: { jobId: string }) {
 interface OverviewProps {
   session: Session;
   headingRef: React.RefObject<HTMLHeadingElement | null>;
+}
+
+/**
+ * GoneJob is the one state of a job that disappeared while the page showed it: it says so, and
+ * shows nothing that would still suggest a job (no progress, no time left, no Cancel, no links).
+ */
+function GoneJob({ session, headingRef }: OverviewProps) {
+  const conn = useConnection(session.connection);
+  useEffect(() => {
+    document.title = 'Job gone · longhaul';
+  }, []);
+  return (
+    <section className="card job" aria-labelledby="job-heading" data-gone="true">
+      <div className="job-head">
+        <div>
+          <h1 id="job-heading" tabIndex={-1} ref={headingRef}>
+            Job <code className="job-id">{session.jobId}</code>
+          </h1>
+          <p className="job-status tone-bad" data-status="gone" role="alert">
+            {JOB_GONE_TEXT}
+          </p>
+        </div>
+        <ConnectionBadge status={conn} />
+      </div>
+      <div className="actions">
+        <a className="button secondary" href="/" onClick={linkClick('/')}>
+          New job
+        </a>
+      </div>
+    </section>
+  );
 }
 
 function JobOverview({ session, headingRef }: OverviewProps) {
@@ -175,16 +212,44 @@ export function Num({ children, testId }: { children: React.ReactNode; testId?: 
   );
 }
 
-/** Timing shows the elapsed time and the estimate of the time left, ticking each second. */
+/**
+ * Timing shows the elapsed time and the estimate of the time left, ticking each second. While
+ * the job waits for a worker there is no estimate to make: it says since when it waits instead.
+ */
 function Timing({ summary }: { summary: JobSummary }) {
   const terminal = isTerminalJob(summary.status);
+  const { clock } = useApp();
   const now = useNow(1000, !terminal);
   const eta = useRef(new EtaEstimator());
   const percent = summary.progress.percent;
+  const waiting = summary.waiting;
   useEffect(() => {
-    eta.current.add(Date.now(), percent);
-  }, [percent]);
+    // The rate from before a wait says nothing about the rate after it.
+    eta.current = new EtaEstimator();
+  }, [waiting !== null]);
+  useEffect(() => {
+    eta.current.add(clock(), percent);
+  }, [percent, clock]);
   const elapsed = elapsedMs(summary, now);
+  const elapsedStat = (
+    <div className="stat-wide">
+      <dt>Elapsed</dt>
+      <dd>
+        <Num>{elapsed === null ? '—' : formatDuration(elapsed)}</Num>
+      </dd>
+    </div>
+  );
+  if (waiting) {
+    return (
+      <>
+        {elapsedStat}
+        <div className="stat-waiting">
+          <dt>Time left</dt>
+          <dd data-testid="waiting">{waitingText(waiting, now)}</dd>
+        </div>
+      </>
+    );
+  }
   let left = '—';
   if (terminal) left = 'none';
   else if (summary.status === 'processing') {
@@ -193,12 +258,7 @@ function Timing({ summary }: { summary: JobSummary }) {
   } else left = 'waiting to start';
   return (
     <>
-      <div className="stat-wide">
-        <dt>Elapsed</dt>
-        <dd>
-          <Num>{elapsed === null ? '—' : formatDuration(elapsed)}</Num>
-        </dd>
-      </div>
+      {elapsedStat}
       <div className="stat-wide">
         <dt>Time left</dt>
         <dd>
@@ -219,7 +279,9 @@ function Announcer({ summary }: { summary: JobSummary }) {
     ? ''
     : isTerminalJob(summary.status)
       ? `Job ${jobStatusLabel(summary.status).toLowerCase()}: ${p.files_ready} of ${p.files_total} files ready.`
-      : `${p.files_done} of ${p.files_total} files done.`;
+      : summary.waiting
+        ? 'Waiting for a worker.'
+        : `${p.files_done} of ${p.files_total} files done.`;
   return (
     <p className="visually-hidden" aria-live="polite" aria-atomic="true">
       {text}
@@ -240,6 +302,10 @@ function JobActions({ session, summary }: { session: Session; summary: JobSummar
       const body = await api.cancel(session.jobId);
       session.connection.applySnapshot(body);
     } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        session.connection.markNotFound(err.message); // the page now shows the job as gone
+        return;
+      }
       setError(err instanceof ApiError ? err.message : 'The job could not be canceled.');
     } finally {
       setBusy(false);

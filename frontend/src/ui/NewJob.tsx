@@ -1,9 +1,11 @@
 import { useId, useMemo, useRef, useState } from 'react';
 import { ApiError } from '../api/client';
 import { MAX_FILES, parseFileIds, scenarios, type Scenario } from '../lib/fileIds';
+import { retryAtText, retryCountdown } from '../lib/format';
 import { jobPath, navigate } from '../lib/router';
 import { idsLabel } from '../state/recentJobs';
 import { useApp } from './context';
+import { useRetryAfter } from './hooks';
 
 /** NewJob is the form that starts a job: typed ids, or one of the demo's scenarios in one click. */
 export function NewJob() {
@@ -12,6 +14,8 @@ export function NewJob() {
   const [touched, setTouched] = useState(false);
   const [busy, setBusy] = useState(false);
   const [serverError, setServerError] = useState<string | null>(null);
+  const retry = useRetryAfter();
+  const blocked = busy || retry.waiting;
   const key = useRef<{ ids: string; key: string } | null>(null);
   const inputId = useId();
   const hintId = useId();
@@ -34,6 +38,7 @@ export function NewJob() {
       navigate(jobPath(res.job_id));
     } catch (err) {
       setServerError(err instanceof ApiError ? err.message : 'The job could not be started.');
+      retry.note(err);
       setBusy(false);
     }
   }
@@ -41,12 +46,12 @@ export function NewJob() {
   function onSubmit(e: React.FormEvent) {
     e.preventDefault();
     setTouched(true);
-    if (parsed.errors.length > 0 || busy) return;
+    if (parsed.errors.length > 0 || blocked) return;
     void start(parsed.ids);
   }
 
   function runScenario(s: Scenario) {
-    if (busy) return;
+    if (blocked) return;
     setText(s.ids.join(', '));
     setTouched(false);
     void start([...s.ids]);
@@ -99,12 +104,18 @@ export function NewJob() {
           <div id={errorId} className="form-error" role="alert">
             {showErrors ? parsed.errors.map((m) => <p key={m}>{m}</p>) : null}
             {serverError ? <p>{serverError}</p> : null}
+            {serverError && retry.at !== null ? <p data-testid="retry-at">{retryAtText(retry.at)}</p> : null}
           </div>
         ) : null}
         <div className="actions">
-          <button type="submit" className="button primary" disabled={busy}>
+          <button type="submit" className="button primary" disabled={blocked}>
             {busy ? 'Starting…' : 'Start job'}
           </button>
+          {retry.waiting && retry.at !== null ? (
+            <span className="retry-count" aria-hidden="true">
+              {retryCountdown(retry.at, retry.now)}
+            </span>
+          ) : null}
         </div>
       </form>
       <div className="scenarios">
@@ -115,7 +126,7 @@ export function NewJob() {
               <button
                 type="button"
                 className="button scenario"
-                disabled={busy}
+                disabled={blocked}
                 onClick={() => runScenario(s)}
                 data-scenario={s.key}
               >

@@ -29,7 +29,7 @@ export function RecentList({ currentJobId }: { currentJobId: string | null }) {
   );
 }
 
-const selectLive = (s: JobSummary) => `${s.synced ? s.status : ''}|${s.progress.percent}`;
+const selectLive = (s: JobSummary) => `${s.synced ? s.status : ''}|${s.progress.percent}|${s.gone ? 'gone' : ''}`;
 
 function RecentItem({ job, current }: { job: RecentJob; current: boolean }) {
   const { sessions, recent } = useApp();
@@ -58,12 +58,21 @@ function RecentItem({ job, current }: { job: RecentJob; current: boolean }) {
 }
 
 function LiveState({ session, fallback }: { session: JobStore; fallback: RecentJob }) {
-  const [status, percent] = useSummaryPart(session, selectLive).split('|');
+  const [status, percent, gone] = useSummaryPart(session, selectLive).split('|');
+  if (gone) return <State job={{ ...fallback, gone: true }} />;
   if (!status) return <State job={fallback} />;
   return <State job={{ ...fallback, status: status as RecentJob['status'], percent: Number(percent) }} />;
 }
 
 function State({ job }: { job: RecentJob }) {
+  if (job.gone) {
+    // No percent and no bar: what the job had reached says nothing once it is gone.
+    return (
+      <span className="recent-state" data-gone="true">
+        <span className="chip tone-muted">Gone</span>
+      </span>
+    );
+  }
   const terminal = isTerminalJob(job.status);
   const tone = job.status === 'completed' ? 'ok' : job.status === 'failed' ? 'bad' : job.status === 'canceled' ? 'muted' : 'active';
   return (
