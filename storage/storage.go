@@ -4,7 +4,8 @@
 //   - Dir, a directory every process sees (a local disk for `longhaul serve`, a shared
 //     volume otherwise). A file is written under a name of its own attempt, synced, then
 //     linked to its final name, which never exists half-written and is never replaced once
-//     there: a link, unlike a rename, fails when the name exists.
+//     there: a link, unlike a rename, fails when the name exists. The directory's sync that
+//     makes a link durable is shared by the files linked while another sync of it ran.
 //   - Bucket, a bucket of an S3-compatible object store (AWS S3, MinIO, Ceph, R2 and the
 //     like), so that processes need share no disk and downloads may bypass the API. See
 //     Bucket for how it keeps the same promises.
@@ -23,6 +24,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,7 +62,8 @@ var (
 // Dir stores files under one directory, one folder per job. Job ids and file ids are
 // validated by the callers, so they never leave the directory.
 type Dir struct {
-	root string
+	root  string
+	syncs dirSyncs
 }
 
 // NewDir returns the storage at root, creating it if needed.
@@ -67,7 +71,7 @@ func NewDir(root string) (*Dir, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("create storage directory: %w", err)
 	}
-	return &Dir{root: root}, nil
+	return &Dir{root: root, syncs: dirSyncs{sync: syncDir}}, nil
 }
 
 func (d *Dir) path(jobID string, fileID int64) string {
@@ -96,7 +100,7 @@ func (d *Dir) Write(jobID string, fileID int64, token string, content io.Reader)
 	} else if err != nil {
 		return 0, fmt.Errorf("publish file %d: %w", fileID, err)
 	}
-	return size, syncDir(filepath.Dir(final))
+	return size, d.syncs.after(filepath.Dir(final))
 }
 
 func writeSynced(name string, content io.Reader) (int64, error) {
@@ -127,6 +131,71 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync job directory: %w", err)
 	}
 	return nil
+}
+
+// dirSyncs makes links durable with as few directory syncs as it can: a group commit. The
+// files of a job are prepared several at a time, and a directory's fsync costs as much for
+// many new names as for one, so a sync that starts after a file was linked serves it, and
+// the files linked while one sync runs all wait for the next instead of queueing one each.
+type dirSyncs struct {
+	sync func(dir string) error
+
+	mu   sync.Mutex
+	dirs map[string]*dirSync
+}
+
+// dirSync is one directory's state, kept while anyone waits on it.
+type dirSync struct {
+	users  int          // callers between their link and its sync; under dirSyncs.mu
+	linked atomic.Int64 // links counted so far, each counted once it is made
+	turn   sync.Mutex   // one sync of the directory at a time
+	synced int64        // links known durable; under turn
+}
+
+// after returns once a directory sync that began after the caller's link has succeeded, or
+// with the error of the one it ran itself. A failed sync proves nothing for the links it
+// was to cover, so each of their callers then tries its own.
+func (s *dirSyncs) after(dir string) error {
+	d := s.enter(dir)
+	defer s.leave(dir, d)
+	mine := d.linked.Add(1)
+	d.turn.Lock()
+	defer d.turn.Unlock()
+	if d.synced >= mine {
+		return nil
+	}
+	// Every link counted by now was made before the sync below starts, so it covers them.
+	covers := d.linked.Load()
+	if err := s.sync(dir); err != nil {
+		return err
+	}
+	d.synced = covers
+	return nil
+}
+
+func (s *dirSyncs) enter(dir string) *dirSync {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dirs == nil {
+		s.dirs = make(map[string]*dirSync)
+	}
+	d := s.dirs[dir]
+	if d == nil {
+		d = &dirSync{}
+		s.dirs[dir] = d
+	}
+	d.users++
+	return d
+}
+
+// leave forgets a directory once nobody waits on it, so a long-running worker keeps no
+// state per job it once wrote.
+func (s *dirSyncs) leave(dir string, d *dirSync) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d.users--; d.users == 0 {
+		delete(s.dirs, dir)
+	}
 }
 
 // Size returns the size of a stored file, or ErrNotFound.
