@@ -27,11 +27,20 @@ func TestWebSocketSendsSnapshotThenEveryEventInOrder(t *testing.T) {
 	id := e.newJob(t, 70000, 70001)
 	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: 5})
 	conn := e.dial(t, id, nil)
+	// The snapshot comes first and is read before the job moves on: read later, it could
+	// already be the finished job's, and no event would follow it.
+	snapshot, err := livetest.Read(t, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snapshot.Type != "snapshot" || snapshot.Job == nil || snapshot.Job.ID != id || snapshot.Seq != snapshot.Job.Seq {
+		t.Fatalf("first message = %+v, want the job's snapshot", snapshot)
+	}
 
 	done := make(chan struct{})
 	var msgs []livetest.Message
 	var code int
-	go func() { defer close(done); msgs, code = livetest.Follow(t, conn) }()
+	go func() { defer close(done); msgs, code = livetest.FollowAfter(t, conn, snapshot) }()
 	for p := 10.0; p < 100; p += 10 {
 		e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: p})
 	}
@@ -44,12 +53,14 @@ func TestWebSocketSendsSnapshotThenEveryEventInOrder(t *testing.T) {
 	if code != websocket.CloseNormalClosure {
 		t.Errorf("closed with %d, want 1000 after the final event", code)
 	}
+	for i, m := range msgs[1:] {
+		if want := snapshot.Seq + int64(i) + 1; m.Seq != want || m.Type == "snapshot" {
+			t.Errorf("message %d after the snapshot = %s at seq %d, want an event at seq %d", i, m.Type, m.Seq, want)
+		}
+	}
 	last := msgs[len(msgs)-1]
 	if last.Type != "job" || last.Status != "completed" || last.Seq != 14 {
 		t.Errorf("last message = %+v, want the job's completed event at seq 14", last)
-	}
-	if msgs[0].Job == nil || msgs[0].Job.ID != id || msgs[0].Seq != msgs[0].Job.Seq {
-		t.Errorf("snapshot = %+v", msgs[0])
 	}
 }
 

@@ -58,7 +58,15 @@ func Read(t testing.TB, conn *websocket.Conn) (Message, error) {
 // failures with Error, not Fatal.
 func Follow(t testing.TB, conn *websocket.Conn) ([]Message, int) {
 	t.Helper()
-	var msgs []Message
+	return FollowAfter(t, conn)
+}
+
+// FollowAfter is Follow on a connection whose first messages, seen, were read already (a
+// test that must see the snapshot before it moves the job on); the messages it returns
+// begin with them.
+func FollowAfter(t testing.TB, conn *websocket.Conn, seen ...Message) ([]Message, int) {
+	t.Helper()
+	msgs := seen
 	for {
 		m, err := Read(t, conn)
 		var ce *websocket.CloseError
