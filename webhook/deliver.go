@@ -104,6 +104,10 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if job.Callback == nil {
 		return nil
 	}
+	if p.Event == tasks.EventJobFinished && job.Callback.State != jobs.DeliveryPending {
+		// Delivered or given up already: this task is a repeat of one that is gone.
+		return nil
+	}
 	body, err := d.body(job, p)
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
