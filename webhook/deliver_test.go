@@ -21,7 +21,9 @@ import (
 // bodies renders deliveries as a constant, enough for what the deliverer does with them.
 type bodies struct{}
 
-func (bodies) FinishedBody(job *jobs.Job) ([]byte, error) { return []byte(`{"job_id":"` + job.ID + `"}`), nil }
+func (bodies) FinishedBody(job *jobs.Job) ([]byte, error) {
+	return []byte(`{"job_id":"` + job.ID + `"}`), nil
+}
 func (bodies) FileReadyBody(*jobs.Job, int64) ([]byte, error) {
 	return []byte(`{"event":"file.ready"}`), nil
 }
