@@ -23,6 +23,7 @@ import (
 	"github.com/longhaul-dev/longhaul/requestid"
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/longhaul-dev/longhaul/tasks"
+	"github.com/longhaul-dev/longhaul/webhook"
 )
 
 // JobStore is what the API needs of the job store.
@@ -66,12 +67,35 @@ var (
 	_ FileLinker = (*storage.Bucket)(nil)
 )
 
+// CallbackChecker checks a callback URL a client sent: where it may point, and that its host
+// resolves there. Its refusals are *webhook.URLError.
+type CallbackChecker interface {
+	CheckURL(ctx context.Context, raw string) error
+}
+
+var _ CallbackChecker = webhook.Policy{}
+
 // maxBody bounds the body of POST /v1/download/initiate.
 const maxBody = 64 << 10
 
 // initiateRequest is the body of POST /v1/download/initiate.
 type initiateRequest struct {
-	FileIDs []json.RawMessage `json:"file_ids"`
+	FileIDs        []json.RawMessage `json:"file_ids"`
+	CallbackURL    *string           `json:"callback_url"`
+	CallbackEvents []string          `json:"callback_events"`
+}
+
+// initiateFields are the names initiateRequest may have.
+var initiateFields = []string{"file_ids", "callback_url", "callback_events"}
+
+// callbackEvents are the events a client may ask for in callback_events.
+var callbackEvents = []string{tasks.EventJobFinished, tasks.EventFileReady}
+
+// initiateInput is what a valid body of POST /v1/download/initiate asks for.
+type initiateInput struct {
+	fileIDs        []int64
+	callbackURL    string
+	callbackEvents []string
 }
 
 // initiateResponse is the body of its 202.
@@ -112,6 +136,8 @@ type initiate struct {
 	opts     tasks.Options
 	log      *slog.Logger
 	obs      Observer
+	// callbacks checks callback URLs; nil when this server sends no webhooks.
+	callbacks CallbackChecker
 }
 
 func (h *initiate) handle(c *gin.Context) {
@@ -131,11 +157,15 @@ func (h *initiate) handle(c *gin.Context) {
 		writeError(c, h.log, err)
 		return
 	}
-	fileIDs, err := readInitiate(c.Request, h.maxFiles)
+	in, err := readInitiate(c.Request, h.maxFiles)
+	if err == nil {
+		err = h.checkCallback(ctx, in.callbackURL)
+	}
 	if err != nil {
 		writeError(c, h.log, err)
 		return
 	}
+	fileIDs := in.fileIDs
 	bytes := h.sizes.Estimate(fileIDs)
 	if limit := h.access.limits.Config().MaxJobBytes; limit > 0 && bytes > limit {
 		writeError(c, h.log, invalid("file_ids", "these files would store about %s, more than one job may (%s); split them into smaller jobs",
@@ -152,7 +182,8 @@ func (h *initiate) handle(c *gin.Context) {
 		writeLimited(c, caps)
 		return
 	}
-	id, created, err := h.store.Submit(ctx, jobs.Request{ID: id, FileIDs: fileIDs, Principal: who.principal, IdempotencyKey: key})
+	id, created, err := h.store.Submit(ctx, jobs.Request{ID: id, FileIDs: fileIDs, Principal: who.principal, IdempotencyKey: key,
+		CallbackURL: in.callbackURL, CallbackEvents: in.callbackEvents})
 	if err != nil || !created {
 		h.release(ctx, who.principal, id)
 	}
@@ -179,6 +210,22 @@ func (h *initiate) handle(c *gin.Context) {
 	c.Header("Location", linksOf(id).Status)
 	c.JSON(http.StatusAccepted, initiateResponse{JobID: id, Status: string(jobs.StatusQueued),
 		TotalFiles: len(fileIDs), Links: linksOf(id)})
+}
+
+// checkCallback checks the callback URL of a request, if it has one, before anything is
+// written: a refused one is 400 with field callback_url.
+func (h *initiate) checkCallback(ctx context.Context, url string) error {
+	if url == "" {
+		return nil
+	}
+	if h.callbacks == nil {
+		return invalid("callback_url", "this server sends no webhooks: its operator has set no LONGHAUL_WEBHOOK_SECRET to sign them with")
+	}
+	err := h.callbacks.CheckURL(ctx, url)
+	if refusal, ok := errors.AsType[*webhook.URLError](err); ok {
+		return invalid("callback_url", "%s", refusal.Reason)
+	}
+	return err
 }
 
 // release gives back what the caps reserved for a job that was not created.
@@ -254,40 +301,83 @@ var fileIDPattern = regexp.MustCompile(`^[1-9][0-9]*$`)
 
 // readInitiate reads and checks the body of POST /v1/download/initiate. Every way a body
 // can be wrong gets its own message; the ids come back de-duplicated in first-seen order.
-func readInitiate(r *http.Request, maxFiles int) ([]int64, error) {
+func readInitiate(r *http.Request, maxFiles int) (initiateInput, error) {
+	var in initiateInput
+	req, err := decodeInitiate(r)
+	if err != nil {
+		return in, err
+	}
+	if in.fileIDs, err = checkFileIDs(req.FileIDs, maxFiles); err != nil {
+		return in, err
+	}
+	in.callbackURL, in.callbackEvents, err = checkCallbackFields(req)
+	return in, err
+}
+
+// checkCallbackFields checks the shape of callback_url and callback_events; where the URL
+// may point is the CallbackChecker's to say.
+func checkCallbackFields(req initiateRequest) (url string, events []string, err error) {
+	if req.CallbackURL == nil {
+		if req.CallbackEvents != nil {
+			return "", nil, invalid("callback_events", "callback_events needs a callback_url to deliver them to")
+		}
+		return "", nil, nil
+	}
+	if url = *req.CallbackURL; url == "" {
+		return "", nil, invalid("callback_url", "callback_url must be an https URL, not empty")
+	}
+	for i, e := range req.CallbackEvents {
+		if !slices.Contains(callbackEvents, e) {
+			return "", nil, invalid("callback_events", "callback_events[%d] is %q; the events are %s",
+				i, clip([]byte(e)), strings.Join(callbackEvents, ", "))
+		}
+		if !slices.Contains(events, e) {
+			events = append(events, e)
+		}
+	}
+	return url, events, nil
+}
+
+// decodeInitiate reads the body of POST /v1/download/initiate into its struct.
+func decodeInitiate(r *http.Request) (initiateRequest, error) {
+	var req initiateRequest
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType,
+		return req, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType,
 			Message: "the body must be JSON, sent with Content-Type: application/json"}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge,
+		return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge,
 			Message: fmt.Sprintf("the body must be at most %d KiB", maxBody>>10)}
 	} else if err != nil {
-		return nil, invalid("", "the body could not be read")
+		return req, invalid("", "the body could not be read")
 	}
 	if !utf8.Valid(body) {
-		return nil, invalid("", "the body is not valid UTF-8")
+		return req, invalid("", "the body is not valid UTF-8")
 	}
-	if err := exactFields(body, "file_ids"); err != nil {
-		return nil, err
+	if err := exactFields(body, initiateFields...); err != nil {
+		return req, err
 	}
-	var req initiateRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, decodeError(err)
+		return req, decodeError(err)
 	}
 	if dec.More() || dec.InputOffset() != int64(len(bytes.TrimRight(body, " \t\r\n"))) {
-		return nil, invalid("", "the body must hold one JSON object and nothing after it")
+		return req, invalid("", "the body must hold one JSON object and nothing after it")
 	}
-	if len(req.FileIDs) == 0 {
+	return req, nil
+}
+
+// checkFileIDs checks file_ids and returns them de-duplicated in first-seen order.
+func checkFileIDs(raws []json.RawMessage, maxFiles int) ([]int64, error) {
+	if len(raws) == 0 {
 		return nil, invalid("file_ids", "file_ids must contain between 1 and %d ids", maxFiles)
 	}
-	seen := make(map[int64]bool, len(req.FileIDs))
-	ids := make([]int64, 0, len(req.FileIDs))
-	for i, raw := range req.FileIDs {
+	seen := make(map[int64]bool, len(raws))
+	ids := make([]int64, 0, len(raws))
+	for i, raw := range raws {
 		id, err := strconv.ParseInt(string(raw), 10, 64)
 		if !fileIDPattern.Match(raw) || err != nil || id > jobs.MaxFileID {
 			return nil, invalid("file_ids", "file_ids[%d] must be a positive integer below 2^53, not %s", i, clip(raw))
@@ -341,6 +431,10 @@ func decodeError(err error) error {
 	switch {
 	case errors.Is(err, io.EOF):
 		return invalid("", `the body is empty; send {"file_ids": [...]}`)
+	case errors.As(err, &typeErr) && typeErr.Field == "callback_url":
+		return invalid(typeErr.Field, "callback_url must be a string, an https URL")
+	case errors.As(err, &typeErr) && strings.HasPrefix(typeErr.Field, "callback_events"):
+		return invalid("callback_events", `callback_events must be a list of event names, like ["file.ready"]`)
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return invalid(typeErr.Field, "%s must be a list of integers", typeErr.Field)
 	case errors.As(err, &typeErr):
@@ -351,7 +445,7 @@ func decodeError(err error) error {
 		return invalid("", "the body is not valid JSON")
 	}
 	// What is left is an unknown field: its name is in the decoder's message.
-	return invalid("", "the body has a field other than file_ids")
+	return invalid("", "the body has a field other than %s", strings.Join(initiateFields, ", "))
 }
 
 // clip shortens a raw value for an error message.
@@ -362,7 +456,16 @@ func clip(raw []byte) string {
 	return string(raw)
 }
 
-func etagOf(job *jobs.Job) string { return `"` + strconv.FormatInt(job.Seq, 10) + `"` }
+// etagOf is the status ETag: the job's seq, and for a job with a callback the attempts at
+// delivering its end, whose state the body shows although it is not the job's progress
+// (seq does not move with it).
+func etagOf(job *jobs.Job) string {
+	tag := strconv.FormatInt(job.Seq, 10)
+	if job.Callback != nil {
+		tag += "." + strconv.Itoa(job.Callback.Attempts)
+	}
+	return `"` + tag + `"`
+}
 
 func handleStatus(a *access, store JobStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
@@ -411,11 +514,13 @@ func noneMatch(header, etag string) bool {
 	return false
 }
 
-// seqOfTags is the highest seq an If-None-Match header names (status ETags are seqs).
+// seqOfTags is the highest seq an If-None-Match header names (status ETags are seqs, with
+// a delivery count after a dot for jobs with a callback).
 func seqOfTags(header string) int64 {
 	var highest int64
 	for tag := range strings.SplitSeq(header, ",") {
 		tag = strings.Trim(strings.TrimPrefix(strings.TrimSpace(tag), "W/"), `"`)
+		tag, _, _ = strings.Cut(tag, ".")
 		if n, err := strconv.ParseInt(tag, 10, 64); err == nil && n > highest {
 			highest = n
 		}
@@ -423,7 +528,7 @@ func seqOfTags(header string) int64 {
 	return highest
 }
 
-func handleCancel(a *access, store JobStore, queue Tasks, obs Observer) gin.HandlerFunc {
+func handleCancel(a *access, store JobStore, queue Tasks, hooks *webhook.Announcer, obs Observer) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
 		if _, ok := a.readJob(c, store); !ok {
@@ -442,6 +547,11 @@ func handleCancel(a *access, store JobStore, queue Tasks, obs Observer) gin.Hand
 		}
 		obs.JobFinished(jobs.StatusCanceled, job.CreatedAt)
 		a.log.InfoContext(ctx, "job canceled", "job", id)
+		// The running attempt, if any, announces too when it sees the job canceled; the
+		// delivery's task id makes the two one.
+		if err := hooks.Finished(ctx, job); err != nil {
+			a.log.WarnContext(ctx, "the canceled job's end was not queued for its callback yet", "job", id, "err", err)
+		}
 		c.Header("Cache-Control", "no-store")
 		c.JSON(http.StatusAccepted, statusOf(job))
 	}

@@ -3,11 +3,14 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/live"
+	"github.com/longhaul-dev/longhaul/tasks"
+	"github.com/longhaul-dev/longhaul/webhook"
 )
 
 // This file is the wire format of a job: the status body, the live snapshot and the live
@@ -31,6 +34,8 @@ type statusBody struct {
 	UpdatedAt   time.Time     `json:"updated_at"`
 	FinishedAt  *time.Time    `json:"finished_at"`
 	PollAfterMS int           `json:"poll_after_ms"`
+	// Callback is the job's webhook and how the delivery of its end fares, when it has one.
+	Callback *jobs.Callback `json:"callback,omitempty"`
 }
 
 // fileBody is one file of the status body: its state, and where to download it once ready.
@@ -49,7 +54,40 @@ func statusOf(job *jobs.Job) statusBody {
 	}
 	return statusBody{JobID: job.ID, Status: job.Status, Seq: job.Seq, Epoch: job.Epoch, Progress: job.Progress, Files: files,
 		Error: job.Error, Waiting: job.Waiting, CreatedAt: job.CreatedAt, UpdatedAt: job.UpdatedAt, FinishedAt: job.FinishedAt,
-		PollAfterMS: pollAfterMS}
+		PollAfterMS: pollAfterMS, Callback: job.Callback}
+}
+
+// WebhookBodies render the bodies of a job's webhooks as the API renders the job, for the
+// workers that deliver them.
+type WebhookBodies struct{}
+
+var _ webhook.Renderer = WebhookBodies{}
+
+// FinishedBody is the job's status body, without its callback: the state of the delivery
+// changes with every attempt, and the body of one delivery must not.
+func (WebhookBodies) FinishedBody(job *jobs.Job) ([]byte, error) {
+	body := statusOf(job)
+	body.Callback = nil
+	return json.Marshal(body)
+}
+
+// fileReadyBody is the body of a file.ready delivery.
+type fileReadyBody struct {
+	Event string   `json:"event"`
+	JobID string   `json:"job_id"`
+	File  fileBody `json:"file"`
+}
+
+// FileReadyBody says that file fileID of the job is ready, with the file's entry of the
+// status body.
+func (WebhookBodies) FileReadyBody(job *jobs.Job, fileID int64) ([]byte, error) {
+	for _, f := range job.Files {
+		if f.ID == fileID && f.Status == jobs.StatusReady {
+			return json.Marshal(fileReadyBody{Event: tasks.EventFileReady, JobID: job.ID,
+				File: fileBody{File: f, DownloadURL: fileURL(job.ID, f.ID)}})
+		}
+	}
+	return nil, fmt.Errorf("file %d is not a ready file of job %s", fileID, job.ID)
 }
 
 // snapshot is the first message of every live connection.

@@ -22,6 +22,7 @@ import (
 	"github.com/longhaul-dev/longhaul/limits"
 	"github.com/longhaul-dev/longhaul/live"
 	"github.com/longhaul-dev/longhaul/tasks"
+	"github.com/longhaul-dev/longhaul/webhook"
 	"github.com/olahol/melody"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/netutil"
@@ -127,16 +128,18 @@ type Deps struct {
 	Queue     Enqueuer
 	Tasks     Tasks
 	Files     FileReader
-	Links     FileLinker     // if not nil, downloads are redirected to the URLs it gives
-	Sizes     Estimator      // what a job's files will take, checked against the limits
-	Keys      KeyStore       // API keys, when Config.Auth is AuthKeys
-	Tickets   TicketStore    // live-channel tickets
-	Limits    *limits.Limits // each caller's share
-	UI        fs.FS          // the browser UI's files, with index.html at the root
-	Docs      fs.FS          // the files of the page that renders the OpenAPI document, index.html at the root
-	Dashboard http.Handler   // asynqmon, mounted at /monitoring/; if nil, there is none
-	Metrics   http.Handler   // serves GET /metrics (admin only with keys); if nil, it is not on this address
-	Observer  Observer       // is told what the API serves, for metrics; if nil, nobody is
+	Links     FileLinker         // if not nil, downloads are redirected to the URLs it gives
+	Sizes     Estimator          // what a job's files will take, checked against the limits
+	Keys      KeyStore           // API keys, when Config.Auth is AuthKeys
+	Tickets   TicketStore        // live-channel tickets
+	Limits    *limits.Limits     // each caller's share
+	UI        fs.FS              // the browser UI's files, with index.html at the root
+	Docs      fs.FS              // the files of the page that renders the OpenAPI document, index.html at the root
+	Dashboard http.Handler       // asynqmon, mounted at /monitoring/; if nil, there is none
+	Metrics   http.Handler       // serves GET /metrics (admin only with keys); if nil, it is not on this address
+	Observer  Observer           // is told what the API serves, for metrics; if nil, nobody is
+	Callbacks CallbackChecker    // checks a job's callback_url; if nil, the server sends no webhooks and refuses one
+	Webhooks  *webhook.Announcer // queues the deliveries of the jobs it cancels; if nil, none
 	Log       *slog.Logger
 }
 
@@ -238,11 +241,11 @@ func New(cfg Config, d Deps) *Server {
 	a := &access{mode: cfg.Auth, keys: d.Keys, tickets: d.Tickets, limits: d.Limits, log: log}
 	cs := newConns(cfg.MaxLive, d.Limits, log, obs)
 	start := &initiate{access: a, store: d.Store, queue: d.Queue, tasks: d.Tasks, sizes: d.Sizes, maxFiles: cfg.MaxFiles,
-		opts: cfg.Tasks, log: log, obs: obs}
+		opts: cfg.Tasks, log: log, obs: obs, callbacks: d.Callbacks}
 	get(pathMe, a.identify, handleMe(cfg.Auth))
 	r.POST(pathInitiate, a.identify, start.handle)
 	get(pathStatus, requireJobID(log), a.identify, handleStatus(a, d.Store))
-	r.DELETE(pathJob, requireJobID(log), a.identify, handleCancel(a, d.Store, d.Tasks, obs))
+	r.DELETE(pathJob, requireJobID(log), a.identify, handleCancel(a, d.Store, d.Tasks, d.Webhooks, obs))
 	get(pathFile, requireJobID(log), a.identify, handleFile(a, d.Store, d.Files, d.Links))
 	r.POST(pathTicket, requireJobID(log), a.identify, handleTicket(a, d.Store))
 	r.GET(pathEvents, requireJobID(log), a.identifyLive, handleEvents(a, d.Store, cs, hub, cfg.PingInterval))

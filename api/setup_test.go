@@ -62,6 +62,8 @@ type envOptions struct {
 	// bucket, if not nil, keeps the files instead of a directory, and downloads are
 	// redirected to it.
 	bucket *storage.Bucket
+	// callbacks, if not nil, checks callback URLs; if nil, the API sends no webhooks.
+	callbacks api.CallbackChecker
 }
 
 type limitsConfig = limits.Config
@@ -104,6 +106,7 @@ func newEnvWith(t *testing.T, cfg api.Config, opts envOptions) *env {
 		Tasks: asynq.NewInspectorFromRedisClient(rdb), Files: files, Links: links, Log: log,
 		Sizes: opts.sizes, Keys: keys, Tickets: auth.NewTickets(rdb, opts.ticketTTL),
 		Limits:    limits.New(rdb, store, opts.limits, time.Hour),
+		Callbacks: opts.callbacks,
 		UI:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>longhaul</title>")}},
 		Docs:      docsPage(),
 		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "dashboard") }),

@@ -47,6 +47,10 @@ type Job struct {
 	// when one is expected to resume it; nil otherwise.
 	Waiting *Waiting `json:"waiting"`
 
+	// Callback is where the job's webhooks go and how the delivery of its end fares; nil
+	// when the job asked for none.
+	Callback *Callback `json:"callback,omitempty"`
+
 	// Principal is who created the job (an API key, or a client address when auth is off).
 	Principal string `json:"-"`
 	// Task is the id of the asynq task that may run the job: the job id, or a rescue's.
@@ -81,6 +85,30 @@ type File struct {
 	Size    int64   `json:"size,omitempty"`
 	Error   string  `json:"error,omitempty"`
 }
+
+// Callback is a job's webhook: the URL its end (and, if asked, each ready file) is POSTed
+// to, and the state of the delivery of its end.
+type Callback struct {
+	URL string `json:"url"`
+	// Events are the events asked for beside the job's end, which is always delivered.
+	Events []string `json:"events"`
+	// State is pending until the job's end is delivered (delivered) or given up (failed).
+	State DeliveryState `json:"state"`
+	// Attempts counts the attempts at delivering the job's end.
+	Attempts int `json:"attempts"`
+	// LastError says why the last attempt failed; empty when it did not.
+	LastError string `json:"last_error"`
+}
+
+// DeliveryState is how the delivery of a job's end fares.
+type DeliveryState string
+
+// The states of a delivery.
+const (
+	DeliveryPending   DeliveryState = "pending"
+	DeliveryDelivered DeliveryState = "delivered"
+	DeliveryFailed    DeliveryState = "failed"
+)
 
 // Progress sums up the files of a job. Percent is the mean of the files' percents, so it
 // reaches 100 once every file is terminal, whatever the outcome.

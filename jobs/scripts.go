@@ -17,7 +17,8 @@ import (
 // name of its key, if it has one), task (the id of the asynq task that may run it: the job
 // id, or a rescue's), enqueued ("1" once its task is known to have been queued),
 // heartbeat_at (ms: the last sign of life of its running attempt), waiting (JSON, or empty:
-// why it waits for a worker); and per file: f:<id> (its entry as JSON), s:<id> (its status)
+// why it waits for a worker); when it has a callback, cb_url, cb_events (comma-separated),
+// cb_state, cb_attempts and cb_error (the delivery of its end); and per file: f:<id> (its entry as JSON), s:<id> (its status)
 // and p:<id> (its percent).
 //
 // Return codes shared by the scripts, read by scriptError.
@@ -106,7 +107,7 @@ end
 // are built here from the ids, which keeps the request small for jobs of many files.
 // KEYS: job, idempotency key, unfinished index. ARGV: id, file ids (comma-separated),
 // principal, now (RFC 3339), now (ms), TTL (ms), has idempotency key (1/0), fingerprint,
-// epoch.
+// epoch, callback URL (or empty), callback events.
 const createBody = `
 local job, idem, unfinished = KEYS[1], KEYS[2], KEYS[3]
 local id, files, ttl = ARGV[1], ARGV[2], ARGV[6]
@@ -127,6 +128,9 @@ for fid in string.gmatch(files, '[^,]+') do
   if n >= 600 then redis.call('HSET', job, unpack(fields, 1, n)); n = 0 end
 end
 if n > 0 then redis.call('HSET', job, unpack(fields, 1, n)) end
+if ARGV[10] ~= '' then
+  redis.call('HSET', job, 'cb_url', ARGV[10], 'cb_events', ARGV[11], 'cb_state', 'pending', 'cb_attempts', 0, 'cb_error', '')
+end
 if ARGV[7] == '1' then
   redis.call('HSET', job, 'idempotency_key', idem)
   redis.call('SET', idem, id .. ' ' .. ARGV[8], 'PX', ttl)
@@ -289,11 +293,20 @@ redis.call('ZREM', unfinished, redis.call('HGET', job, 'id'))
 return {1, final, redis.call('HGET', job, 'idempotency_key') or ''}
 `
 
+// deliveryBody records the delivery state of a job's end, unless the record is gone or
+// holds a later attempt's already. KEYS: job. ARGV: state, attempt, last error.
+const deliveryBody = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if tonumber(ARGV[2]) < (tonumber(redis.call('HGET', KEYS[1], 'cb_attempts')) or 0) then return 0 end
+redis.call('HSET', KEYS[1], 'cb_state', ARGV[1], 'cb_attempts', ARGV[2], 'cb_error', ARGV[3])
+return 1
+`
+
 // scripts are the store's scripts, as one Redis deployment runs them: events go out with
 // PUBLISH, or with SPUBLISH on a Redis Cluster, where a shard channel reaches only the shard
 // of its job (classic PUBLISH is broadcast to every node of a cluster).
 type scripts struct {
-	create, delete, claim, heartbeat, wait, handOver, updateFile, finish, regressed *redis.Script
+	create, delete, claim, heartbeat, wait, handOver, updateFile, finish, regressed, delivery *redis.Script
 }
 
 func newScripts(sharded bool) scripts {
@@ -305,5 +318,6 @@ func newScripts(sharded bool) scripts {
 	}
 	return scripts{create: script(createBody), delete: script(deleteBody), claim: script(claimBody),
 		heartbeat: script(heartbeatBody), wait: script(waitBody), handOver: script(handOverBody),
-		updateFile: script(updateFileBody), finish: script(finishBody), regressed: script(regressedBody)}
+		updateFile: script(updateFileBody), finish: script(finishBody), regressed: script(regressedBody),
+		delivery: script(deliveryBody)}
 }

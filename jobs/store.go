@@ -147,6 +147,10 @@ type Request struct {
 	IdempotencyKey string
 	// ID is the id of the new job; if empty, a new one is made.
 	ID string
+	// CallbackURL, when not empty, is where the job's webhooks go, and CallbackEvents
+	// the events asked for beside its end.
+	CallbackURL    string
+	CallbackEvents []string
 }
 
 // Create stores a new queued job with the given id and files.
@@ -164,7 +168,7 @@ func (s *Store) Submit(ctx context.Context, r Request) (id string, created bool,
 	if r.IdempotencyKey != "" {
 		var g string
 		ik, g = idemKeyOf(r.Principal, r.IdempotencyKey)
-		fp = fingerprint(r.FileIDs)
+		fp = fingerprint(r)
 		if id == "" {
 			id = newIDInGroup(g)
 		} else if group(id) != g {
@@ -182,7 +186,8 @@ func (s *Store) Submit(ctx context.Context, r Request) (id string, created bool,
 	}
 	res, err := s.scripts.create.Run(ctx, s.rdb, []string{jobKey(id), ik, unfinishedKey(group(id))},
 		id, strings.Join(ids, ","), r.Principal, s.timestamp(), s.now().UnixMilli(),
-		s.activeTTL.Milliseconds(), boolArg(r.IdempotencyKey != ""), fp, s.newEpoch()).Slice()
+		s.activeTTL.Milliseconds(), boolArg(r.IdempotencyKey != ""), fp, s.newEpoch(),
+		r.CallbackURL, strings.Join(r.CallbackEvents, ",")).Slice()
 	if err != nil {
 		return "", false, fmt.Errorf("create job %s: %w", id, err)
 	}
@@ -207,12 +212,16 @@ func boolArg(b bool) string {
 	return "0"
 }
 
-// fingerprint names a request by its file ids, in order, after de-duplication.
-func fingerprint(fileIDs []int64) string {
+// fingerprint names a request by its file ids, in order, after de-duplication, and its
+// callback if it has one: a retry that names another callback is another request.
+func fingerprint(r Request) string {
 	var b strings.Builder
-	for _, id := range fileIDs {
+	for _, id := range r.FileIDs {
 		b.WriteString(strconv.FormatInt(id, 10))
 		b.WriteByte(',')
+	}
+	if r.CallbackURL != "" {
+		b.WriteString("\x00" + r.CallbackURL + "\x00" + strings.Join(r.CallbackEvents, ","))
 	}
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:16])
@@ -256,6 +265,15 @@ func decodeJob(h map[string]string) (*Job, error) {
 		j.Waiting = new(Waiting)
 		if err := json.Unmarshal([]byte(w), j.Waiting); err != nil {
 			return nil, fmt.Errorf("decode waiting of job %s: %w", j.ID, err)
+		}
+	}
+	if url := h["cb_url"]; url != "" {
+		j.Callback = &Callback{URL: url, Events: []string{}, State: DeliveryState(h["cb_state"]), LastError: h["cb_error"]}
+		j.Callback.Attempts, _ = strconv.Atoi(h["cb_attempts"])
+		for e := range strings.SplitSeq(h["cb_events"], ",") {
+			if e != "" {
+				j.Callback.Events = append(j.Callback.Events, e)
+			}
 		}
 	}
 	j.CreatedAt, _ = time.Parse(time.RFC3339, h["created_at"])
@@ -436,6 +454,21 @@ func (s *Store) finish(ctx context.Context, mode, id, token string, jobErr Error
 		}
 	}
 	return Status(res[1].(string)), nil
+}
+
+// RecordDelivery records how the delivery of job id's end fares after its attempt-th
+// attempt. An older attempt's report, arriving late, changes nothing, and a job whose record
+// is gone is not brought back (ErrNotFound). It leaves seq alone: the delivery is not the
+// job's progress, and the status ETag names it apart (see the API).
+func (s *Store) RecordDelivery(ctx context.Context, id string, state DeliveryState, attempt int, lastError string) error {
+	code, err := s.scripts.delivery.Run(ctx, s.rdb, []string{jobKey(id)}, string(state), attempt, lastError).Int64()
+	if err == nil {
+		err = scriptError(code)
+	}
+	if err != nil {
+		return fmt.Errorf("record the webhook delivery of job %s: %w", id, err)
+	}
+	return nil
 }
 
 // Refused reports whether err is the store's answer about a job (not found, finished,

@@ -112,3 +112,117 @@ func ParseDownloadPayload(data []byte) (DownloadPayload, error) {
 	}
 	return p, nil
 }
+
+// TypeWebhook is the type of the task that delivers one webhook: one event of a job, POSTed
+// to the job's callback URL. Each delivery is a task of its own, in a queue of its own, so
+// that a slow or dead receiver holds up only its own deliveries, never a job.
+const TypeWebhook = "webhook:deliver"
+
+// WebhookQueue is the queue webhook deliveries go to.
+const WebhookQueue = "webhooks"
+
+// The events a job's callback is told of. A job's end is always delivered; a file's
+// readiness only when the job asked for it (callback_events).
+const (
+	EventJobFinished = "job.finished"
+	EventFileReady   = "file.ready"
+)
+
+// WebhookPayload names one delivery: the job, the event, and for a file event the file.
+type WebhookPayload struct {
+	JobID  string `json:"job_id"`
+	Event  string `json:"event"`
+	FileID int64  `json:"file_id,omitempty"`
+}
+
+// MessageID is the delivery's webhook-id: the same on every attempt, as the Standard
+// Webhooks specification asks, so a receiver can drop a repeat; it is also the task id, so
+// that queuing one delivery twice (a retried job handler, a janitor) makes one task.
+func (p WebhookPayload) MessageID() string {
+	if p.Event == EventFileReady {
+		return fmt.Sprintf("msg_%s_file_%d", p.JobID, p.FileID)
+	}
+	return "msg_" + p.JobID + "_finished"
+}
+
+// Defaults of WebhookOptions, also the defaults of the settings that configure them.
+const (
+	// WebhookMaxRetryDefault: with the default back-off, retries span about a day.
+	WebhookMaxRetryDefault = 12
+	// WebhookTimeoutDefault bounds one attempt: a receiver should answer at once and do
+	// its work after.
+	WebhookTimeoutDefault = 10 * time.Second
+	// WebhookBackoffDefault is the pause before the first retry; it doubles with each.
+	WebhookBackoffDefault = 30 * time.Second
+	// WebhookBackoffMax caps the pause between two attempts.
+	WebhookBackoffMax = 6 * time.Hour
+)
+
+// WebhookOptions are the limits of delivery tasks.
+type WebhookOptions struct {
+	// MaxRetry is how many times a failed delivery is retried before it ends failed. If
+	// zero, WebhookMaxRetryDefault is used.
+	MaxRetry int
+	// Timeout bounds one attempt. If zero, WebhookTimeoutDefault is used.
+	Timeout time.Duration
+	// Backoff is the pause before the first retry, doubled for each next one up to
+	// WebhookBackoffMax. If zero, WebhookBackoffDefault is used.
+	Backoff time.Duration
+	// Retention is how long a finished delivery task is kept. While it is, its id stays
+	// taken and the same delivery cannot be queued again: keep it as long as the job.
+	Retention time.Duration
+}
+
+// WithDefaults returns o with every zero field that has a default set to it.
+func (o WebhookOptions) WithDefaults() WebhookOptions {
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = WebhookMaxRetryDefault
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = WebhookTimeoutDefault
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = WebhookBackoffDefault
+	}
+	return o
+}
+
+// RetryDelay is the pause before the n-th retry of a delivery (n from 1).
+func (o WebhookOptions) RetryDelay(n int) time.Duration {
+	o = o.WithDefaults()
+	d := o.Backoff
+	for i := 1; i < n && d < WebhookBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, WebhookBackoffMax)
+}
+
+// NewWebhookTask returns the task of the delivery p names, under its MessageID.
+func NewWebhookTask(p WebhookPayload, o WebhookOptions) (*asynq.Task, error) {
+	o = o.WithDefaults()
+	payload, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode webhook of job %s: %w", p.JobID, err)
+	}
+	return asynq.NewTask(TypeWebhook, payload,
+		asynq.TaskID(p.MessageID()),
+		asynq.Queue(WebhookQueue),
+		// The attempt's own deadline is the HTTP client's; this one leaves it room to
+		// record the outcome.
+		asynq.Timeout(o.Timeout+5*time.Second),
+		asynq.MaxRetry(o.MaxRetry),
+		asynq.Retention(o.Retention),
+	), nil
+}
+
+// ParseWebhookPayload reads the payload of a webhook task.
+func ParseWebhookPayload(data []byte) (WebhookPayload, error) {
+	var p WebhookPayload
+	if err := json.Unmarshal(data, &p); err != nil {
+		return p, fmt.Errorf("decode webhook payload: %w", err)
+	}
+	if p.JobID == "" || (p.Event != EventJobFinished && p.Event != EventFileReady) {
+		return p, fmt.Errorf("decode webhook payload: no job id or an unknown event %q", p.Event)
+	}
+	return p, nil
+}

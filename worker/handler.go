@@ -102,6 +102,8 @@ type attempt struct {
 
 	// createdAt is when the job was created, once the attempt has claimed it.
 	createdAt time.Time
+	// job is the job as the attempt claimed it; nil until then.
+	job *jobs.Job
 	// began holds when this attempt began each file it prepares (file id → time.Time),
 	// for the time it took.
 	began sync.Map
@@ -123,7 +125,7 @@ func (a *attempt) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.createdAt = job.CreatedAt
+	a.createdAt, a.job = job.CreatedAt, job
 	defer a.beat(ctx)()
 	a.log.InfoContext(ctx, "job attempt started", "attempt", a.token, "files", len(job.Files),
 		"done", job.Progress.FilesDone)
@@ -148,7 +150,38 @@ func (a *attempt) run(ctx context.Context) error {
 	}
 	a.h.cfg.Observer.JobFinished(status, a.createdAt)
 	a.log.InfoContext(ctx, "job finished", "status", status)
+	return a.announceEnd(ctx)
+}
+
+// announceEnd queues the deliveries of the job's end to its callback, if it has one. When
+// it fails, the error makes asynq retry the task, whose next attempt finds the job finished
+// and announces again; the deliveries' task ids keep that from delivering twice.
+func (a *attempt) announceEnd(ctx context.Context) error {
+	if a.h.cfg.Webhooks.Announcer == nil || (a.job != nil && a.job.Callback == nil) {
+		return nil
+	}
+	job, err := a.h.store.Get(ctx, a.jobID)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return nil
+	}
+	if err == nil {
+		err = a.h.cfg.Webhooks.Announcer.Finished(ctx, job)
+	}
+	if err != nil {
+		return fmt.Errorf("announce the end of job %s: %w", a.jobID, err)
+	}
 	return nil
+}
+
+// announceEndNow is announceEnd for a job ended on the way out of an attempt (failed, or
+// canceled by an operator), also when ctx is done; a failure is only logged, as the
+// attempt's own error is what asynq hears.
+func (a *attempt) announceEndNow(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := a.announceEnd(ctx); err != nil {
+		a.log.ErrorContext(ctx, "the job's end was not queued for its callback", "err", err)
+	}
 }
 
 // outcome turns what ended an attempt into what asynq should do with the task.
@@ -161,7 +194,9 @@ func (a *attempt) outcome(ctx context.Context, err error) error {
 		return nil
 	case errors.Is(err, jobs.ErrFinished):
 		a.log.InfoContext(ctx, "job ended elsewhere (canceled or finished); attempt stops")
-		return nil
+		// Whoever ended it may have died before its callback was told (this may be the
+		// retry of a task whose attempt did): announcing again is harmless.
+		return a.announceEnd(ctx)
 	case errors.Is(err, jobs.ErrFenced):
 		a.log.WarnContext(ctx, "attempt lost the job to a newer one; stopping", "attempt", a.token)
 		return nil
@@ -244,6 +279,7 @@ func (a *attempt) canceledByOperator(ctx context.Context) {
 	// Its retry would only find the job finished.
 	a.h.queue.DeleteTask(tasks.Queue, a.task)
 	a.log.WarnContext(ctx, "job canceled: an operator canceled its task")
+	a.announceEndNow(ctx)
 }
 
 func (h *Handler) isStopping() bool {
@@ -266,6 +302,7 @@ func (a *attempt) fail(ctx context.Context, jobErr jobs.Error) {
 	}
 	a.h.cfg.Observer.JobFinished(jobs.StatusFailed, a.createdAt)
 	a.log.WarnContext(ctx, "job failed", "reason", jobErr.Code)
+	a.announceEndNow(ctx)
 }
 
 // prepare takes one file from its checkpoint to a terminal state.
@@ -342,6 +379,12 @@ func (a *attempt) update(ctx context.Context, f jobs.File) error {
 	}
 	if err == nil && f.Status.Terminal() {
 		a.fileFinished(f.ID, f.Status)
+	}
+	if err == nil && f.Status == jobs.StatusReady {
+		// A delivery not queued now is queued with the job's end (Announcer.Finished).
+		if aerr := a.h.cfg.Webhooks.Announcer.FileReady(ctx, a.job, f.ID); aerr != nil {
+			a.log.WarnContext(ctx, "a ready file was not queued for the callback yet", "file", f.ID, "err", aerr)
+		}
 	}
 	return err
 }

@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/webhook"
 )
 
 // Observer is told how the files and jobs a worker runs end, for metrics. Its methods must be
@@ -32,16 +34,27 @@ func (a *attempt) fileFinished(id int64, status jobs.Status) {
 	a.h.cfg.Observer.FileFinished(status, took)
 }
 
-// observedAbandon is the janitor's store, telling the observer of every job the janitor ends.
-type observedAbandon struct {
+// reportedAbandon is the janitor's store, telling the observer of every job the janitor
+// ends, and its callback.
+type reportedAbandon struct {
 	JanitorStore
-	obs Observer
+	obs      Observer
+	announce *webhook.Announcer
+	log      *slog.Logger
 }
 
-func (s observedAbandon) Abandon(ctx context.Context, id string, jobErr jobs.Error) error {
+func (s reportedAbandon) Abandon(ctx context.Context, id string, jobErr jobs.Error) error {
 	err := s.JanitorStore.Abandon(ctx, id, jobErr)
-	if err == nil {
-		s.obs.JobFinished(jobs.StatusFailed, time.Time{})
+	if err != nil {
+		return err
 	}
-	return err
+	s.obs.JobFinished(jobs.StatusFailed, time.Time{})
+	job, err := s.Get(ctx, id)
+	if err == nil {
+		err = s.announce.Finished(ctx, job)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "the end of a job the janitor ended was not queued for its callback", "job", id, "err", err)
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/origin"
 	"github.com/longhaul-dev/longhaul/tasks"
+	"github.com/longhaul-dev/longhaul/webhook"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -27,6 +28,7 @@ type JobStore interface {
 	Complete(ctx context.Context, id, token string) (jobs.Status, error)
 	Fail(ctx context.Context, id, token string, jobErr jobs.Error) error
 	CancelBecause(ctx context.Context, id string, reason jobs.Error) (*jobs.Job, error)
+	Get(ctx context.Context, id string) (*jobs.Job, error)
 }
 
 // Queue is what the worker needs of asynq's queue beside its server: to look tasks up, to
@@ -97,6 +99,30 @@ type Config struct {
 	Tasks tasks.Options
 	// Observer is told how files and jobs end, for metrics. If nil, nobody is.
 	Observer Observer
+	// Webhooks queues and delivers the webhooks of jobs' callbacks.
+	Webhooks WebhookConfig
+}
+
+// Defaults of WebhookConfig.
+const (
+	// WebhookConcurrencyDefault: a delivery mostly waits for its receiver.
+	WebhookConcurrencyDefault = 10
+)
+
+// WebhookConfig configures a worker's part in webhooks: it announces (queues) the
+// deliveries of the jobs it runs, and, with a Deliverer, makes them, in an asynq server of
+// its own whose slots no job shares.
+type WebhookConfig struct {
+	// Announcer queues deliveries. If nil, none are queued: jobs are told to no callback.
+	Announcer *webhook.Announcer
+	// Deliverer makes deliveries. If nil, this worker makes none (it has no secret to sign
+	// them with); they wait in their queue for a worker that does.
+	Deliverer asynq.Handler
+	// Concurrency is how many deliveries are made at once. If zero,
+	// WebhookConcurrencyDefault is used.
+	Concurrency int
+	// Options are the limits of delivery tasks; their back-off is the retries'.
+	Options tasks.WebhookOptions
 }
 
 // RunningLimit holds each principal (who created a job) to its share of running jobs, so
@@ -126,6 +152,9 @@ func (c Config) WithDefaults() Config {
 	if c.Observer == nil {
 		c.Observer = unobserved{}
 	}
+	if c.Webhooks.Concurrency <= 0 {
+		c.Webhooks.Concurrency = WebhookConcurrencyDefault
+	}
 	return c
 }
 
@@ -133,6 +162,7 @@ func (c Config) WithDefaults() Config {
 // lost workers, and the janitor that keeps what they leave behind in order.
 type Worker struct {
 	srv      *asynq.Server
+	hooks    *asynq.Server // delivers webhooks; nil when this worker makes no deliveries
 	h        *Handler
 	janitor  *Janitor
 	watchdog *Watchdog
@@ -163,7 +193,8 @@ func New(rdb redis.UniversalClient, store Store, files Files, cfg Config, log *s
 	cfg = cfg.WithDefaults()
 	q := NewQueue(rdb)
 	w := &Worker{h: NewHandler(store, files, q, cfg, log), cfg: cfg, log: log,
-		janitor:  NewJanitor(observedAbandon{store, cfg.Observer}, files, q, cfg.Tasks, log.With("component", "janitor")),
+		janitor: NewJanitor(reportedAbandon{store, cfg.Observer, cfg.Webhooks.Announcer, log.With("component", "janitor")},
+			files, q, cfg.Tasks, log.With("component", "janitor")),
 		watchdog: NewWatchdog(store, q, cfg.Tasks, log.With("component", "watchdog"))}
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency: cfg.Concurrency,
@@ -180,7 +211,26 @@ func New(rdb redis.UniversalClient, store Store, files Files, cfg Config, log *s
 		Logger:          asynqLogger{log.With("component", "asynq")},
 		LogLevel:        asynq.WarnLevel,
 	})
+	if cfg.Webhooks.Deliverer != nil {
+		w.hooks = newWebhookServer(rdb, cfg.Webhooks, cfg.ShutdownTimeout, log)
+	}
 	return w
+}
+
+// newWebhookServer is the asynq server of deliveries: its own slots, so a slow receiver
+// holds up no job, and the deliveries' own back-off.
+func newWebhookServer(rdb redis.UniversalClient, cfg WebhookConfig, shutdownTimeout time.Duration, log *slog.Logger) *asynq.Server {
+	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:       cfg.Concurrency,
+		Queues:            map[string]int{tasks.WebhookQueue: 1},
+		TaskCheckInterval: 100 * time.Millisecond,
+		// Retries come due at seconds' precision; asynq's default looks every 5 s.
+		DelayedTaskCheckInterval: time.Second,
+		RetryDelayFunc:           func(n int, _ error, _ *asynq.Task) time.Duration { return cfg.Options.RetryDelay(n + 1) },
+		ShutdownTimeout:          shutdownTimeout,
+		Logger:                   asynqLogger{log.With("component", "webhooks")},
+		LogLevel:                 asynq.WarnLevel,
+	})
 }
 
 // Start starts taking tasks.
@@ -189,6 +239,14 @@ func (w *Worker) Start() error {
 	mux.Handle(tasks.TypeDownload, w.h)
 	if err := w.srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
+	}
+	if w.hooks != nil {
+		hooks := asynq.NewServeMux()
+		hooks.Handle(tasks.TypeWebhook, w.cfg.Webhooks.Deliverer)
+		if err := w.hooks.Start(hooks); err != nil {
+			w.srv.Shutdown()
+			return fmt.Errorf("start webhook deliveries: %w", err)
+		}
 	}
 	// Redis expires finished jobs; the janitor removes their files, and ends or requeues
 	// the jobs whose task is gone. The watchdog resumes the jobs of lost workers.
@@ -208,6 +266,11 @@ func (w *Worker) Shutdown() {
 	w.srv.Stop()
 	close(w.h.stopping)
 	w.srv.Shutdown()
+	// Deliveries stop last: the jobs' last ends, announced as they handed back, can still
+	// go out.
+	if w.hooks != nil {
+		w.hooks.Shutdown()
+	}
 }
 
 // HandleError logs a failed attempt once, at the boundary.

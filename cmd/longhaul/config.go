@@ -18,6 +18,7 @@ import (
 	"github.com/longhaul-dev/longhaul/origin"
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/longhaul-dev/longhaul/tasks"
+	"github.com/longhaul-dev/longhaul/webhook"
 	"github.com/longhaul-dev/longhaul/worker"
 )
 
@@ -56,12 +57,25 @@ type config struct {
 	TLSKey         string
 	MetricsAddr    string
 
+	// Webhooks are how jobs' callbacks are checked, signed and delivered.
+	Webhooks webhookConfig
+
 	// S3 is the bucket files are kept in (LONGHAUL_STORAGE=s3://...); if nil, they are
 	// kept in StorageDir.
 	S3 *storage.BucketConfig
 	// S3Redirect answers a download with a redirect to a presigned URL of the bucket, so
 	// that the bytes do not pass through the API.
 	S3Redirect bool
+}
+
+// webhookConfig are the settings of webhooks.
+type webhookConfig struct {
+	// Signer signs deliveries; nil when no secret is set, and then the API refuses
+	// callback_url and the worker delivers nothing.
+	Signer      *webhook.Signer
+	Policy      webhook.Policy
+	Options     tasks.WebhookOptions
+	Concurrency int
 }
 
 // addrDefault is where serve and api listen unless told otherwise.
@@ -127,6 +141,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TLSKey:         r.str("LONGHAUL_TLS_KEY", ""),
 		MetricsAddr:    r.str("LONGHAUL_METRICS_ADDR", ""),
 
+		Webhooks: r.webhooks(),
+
 		S3:         r.bucket(),
 		S3Redirect: r.oneOf("LONGHAUL_S3_DOWNLOADS", s3DownloadsDefault, "redirect") == "redirect",
 	}
@@ -190,6 +206,48 @@ func loadConfig(getenv func(string) string) (config, error) {
 		r.fail("REDIS_URL", "must start with redis:// or rediss://, like redis://localhost:6379/0")
 	}
 	return c, errors.Join(r.errs...)
+}
+
+// webhooks reads the settings of webhooks: the secrets they are signed with, where they may
+// go, and how they are retried.
+func (r *envReader) webhooks() webhookConfig {
+	c := webhookConfig{
+		Policy: webhook.Policy{AllowHTTP: r.boolean("LONGHAUL_WEBHOOK_ALLOW_HTTP")},
+		Options: tasks.WebhookOptions{
+			MaxRetry: r.integer("LONGHAUL_WEBHOOK_RETRIES", tasks.WebhookMaxRetryDefault, 1, 100),
+			Timeout:  r.duration("LONGHAUL_WEBHOOK_TIMEOUT", tasks.WebhookTimeoutDefault),
+			Backoff:  r.duration("LONGHAUL_WEBHOOK_BACKOFF", tasks.WebhookBackoffDefault),
+		},
+		Concurrency: r.integer("LONGHAUL_WEBHOOK_CONCURRENCY", worker.WebhookConcurrencyDefault, 1, 10000),
+	}
+	if secrets := strings.TrimSpace(r.getenv("LONGHAUL_WEBHOOK_SECRET")); secrets != "" {
+		signer, err := webhook.ParseSecrets(secrets)
+		if err != nil {
+			// The message names the secret by its place, never its value.
+			r.fail("LONGHAUL_WEBHOOK_SECRET", "has a bad secret (%v); each is whsec_ and the base64 of 24 to 64 random bytes, "+
+				"space-separated, newest first (make one with: echo whsec_$(head -c 32 /dev/urandom | base64))", err)
+		}
+		c.Signer = signer
+	}
+	for _, item := range r.list("LONGHAUL_WEBHOOK_ALLOW") {
+		prefix, err := netip.ParsePrefix(item)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				r.fail("LONGHAUL_WEBHOOK_ALLOW", "has %q; use IP addresses or CIDR ranges like 10.1.2.0/24, comma-separated", item)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.Policy.Allow = append(c.Policy.Allow, prefix.Masked())
+	}
+	if c.Options.Timeout < 100*time.Millisecond || c.Options.Timeout > time.Minute {
+		r.fail("LONGHAUL_WEBHOOK_TIMEOUT", "is %v; use a duration from 100ms to 1m", c.Options.Timeout)
+	}
+	if c.Options.Backoff < 100*time.Millisecond || c.Options.Backoff > tasks.WebhookBackoffMax {
+		r.fail("LONGHAUL_WEBHOOK_BACKOFF", "is %v; use a duration from 100ms to %v", c.Options.Backoff, tasks.WebhookBackoffMax)
+	}
+	return c
 }
 
 // bucket reads the S3 settings when LONGHAUL_STORAGE names a bucket, or returns nil (files

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/base64"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +53,13 @@ func TestConfigRefusesBadValuesWithAFix(t *testing.T) {
 		{"LONGHAUL_LOG_FORMAT", "xml", "text, json"},
 		{"LONGHAUL_METRICS_ADDR", "9100", "like :9100"},
 		{"REDIS_URL", "localhost:6379", "redis://"},
+		{"LONGHAUL_WEBHOOK_SECRET", "whsec_c2hvcnQ=", "24 to 64 random bytes"},
+		{"LONGHAUL_WEBHOOK_SECRET", "hunter2-hunter2-hunter2-hunter2", "whsec_"},
+		{"LONGHAUL_WEBHOOK_ALLOW", "127.0.0.1/33", "CIDR ranges"},
+		{"LONGHAUL_WEBHOOK_ALLOW_HTTP", "yes please", "true or false"},
+		{"LONGHAUL_WEBHOOK_RETRIES", "0", "from 1 to 100"},
+		{"LONGHAUL_WEBHOOK_TIMEOUT", "5m", "from 100ms to 1m"},
+		{"LONGHAUL_WEBHOOK_BACKOFF", "1ms", "from 100ms"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -63,6 +73,49 @@ func TestConfigRefusesBadValuesWithAFix(t *testing.T) {
 				t.Errorf("%s=%q: got %v, want a message naming it and saying %q", c.name, c.value, err, c.want)
 			}
 		})
+	}
+}
+
+func TestConfigReadsWebhooks(t *testing.T) {
+	oldSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("o", 32)))
+	newSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("n", 32)))
+	env := map[string]string{
+		"LONGHAUL_WEBHOOK_SECRET": newSecret + " " + oldSecret, "LONGHAUL_WEBHOOK_ALLOW": "127.0.0.1, 10.1.2.0/24",
+		"LONGHAUL_WEBHOOK_ALLOW_HTTP": "true", "LONGHAUL_WEBHOOK_RETRIES": "3", "LONGHAUL_WEBHOOK_BACKOFF": "1s",
+		"LONGHAUL_WEBHOOK_TIMEOUT": "2s", "LONGHAUL_WEBHOOK_CONCURRENCY": "4",
+	}
+	c, err := loadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Webhooks
+	wantAllow := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.1.2.0/24")}
+	if w.Signer == nil || !w.Policy.AllowHTTP || !slices.Equal(w.Policy.Allow, wantAllow) || w.Options.MaxRetry != 3 ||
+		w.Options.Backoff != time.Second || w.Options.Timeout != 2*time.Second || w.Concurrency != 4 {
+		t.Errorf("webhooks = %+v", w)
+	}
+	if got := len(strings.Fields(w.Signer.Sign("msg_1", time.Unix(0, 0), nil))); got != 2 {
+		t.Errorf("signatures with two secrets: %d", got)
+	}
+	defaults, err := loadConfig(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := defaults.Webhooks; d.Signer != nil || d.Policy.AllowHTTP || len(d.Policy.Allow) != 0 || d.Options.MaxRetry != 12 {
+		t.Errorf("webhook defaults = %+v, want no secret, https to public addresses only, 12 retries", d)
+	}
+}
+
+func TestConfigNeverShowsTheWebhookSecret(t *testing.T) {
+	bad := "whsec_" + base64.StdEncoding.EncodeToString([]byte("too-short-to-sign"))
+	_, err := loadConfig(func(k string) string {
+		if k == "LONGHAUL_WEBHOOK_SECRET" {
+			return bad
+		}
+		return ""
+	})
+	if err == nil || strings.Contains(err.Error(), bad) || strings.Contains(err.Error(), strings.TrimPrefix(bad, "whsec_")) {
+		t.Errorf("loadConfig = %v; want an error that does not repeat the secret", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/longhaul-dev/longhaul/api"
 	"github.com/longhaul-dev/longhaul/metrics"
+	"github.com/longhaul-dev/longhaul/webhook"
 	"github.com/longhaul-dev/longhaul/worker"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,8 +13,9 @@ import (
 )
 
 var (
-	_ api.Observer    = (*metrics.Metrics)(nil)
-	_ worker.Observer = (*metrics.Metrics)(nil)
+	_ api.Observer     = (*metrics.Metrics)(nil)
+	_ worker.Observer  = (*metrics.Metrics)(nil)
+	_ webhook.Observer = (*metrics.Metrics)(nil)
 )
 
 // observe registers with reg what a process of mode m exports, and returns longhaul's own

@@ -25,6 +25,7 @@ import (
 	"github.com/longhaul-dev/longhaul/requestid"
 	"github.com/longhaul-dev/longhaul/storage"
 	"github.com/longhaul-dev/longhaul/tasks"
+	"github.com/longhaul-dev/longhaul/webhook"
 	"github.com/longhaul-dev/longhaul/worker"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -114,6 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		metricsHandler = nil // on their own address only
 	}
 
+	announcer := webhook.NewAnnouncer(asynq.NewClientFromRedisClient(rdb), webhookOptions(cfg))
 	if m.runsWorker() {
 		w := worker.New(rdb, store, files, worker.Config{
 			Concurrency:     cfg.WorkerConcurrency,
@@ -125,6 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Running:         lim,
 			Tasks:           taskOptions(cfg),
 			Observer:        obs,
+			Webhooks:        workerWebhooks(cfg, store, announcer, obs, log),
 		}, log.With("component", "worker"))
 		if err := w.Start(); err != nil {
 			return err
@@ -142,7 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	if m.runsAPI() {
-		a := newAPI(cfg, rdb, store, files, links, lim, obs, metricsHandler, log)
+		a := newAPI(cfg, rdb, store, files, links, lim, obs, metricsHandler, announcer, log)
 		l, err := net.Listen("tcp", cfg.Addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s (LONGHAUL_ADDR): %w", cfg.Addr, err)
@@ -248,7 +251,7 @@ func openStorage(ctx context.Context, cfg config, m mode, log *slog.Logger) (fil
 // newAPI builds the API with the browser UI, the documentation page and the dashboard,
 // counting into obs, and serving metrics when metricsHandler is not nil.
 func newAPI(cfg config, rdb redis.UniversalClient, store *jobs.Store, files storage.Store, links api.FileLinker,
-	lim *limits.Limits, obs api.Observer, metricsHandler http.Handler, log *slog.Logger) *api.Server {
+	lim *limits.Limits, obs api.Observer, metricsHandler http.Handler, announcer *webhook.Announcer, log *slog.Logger) *api.Server {
 	ui, built := frontend.Files()
 	if !built {
 		log.Warn("this binary has no browser UI built in; `make build` builds it")
@@ -289,8 +292,41 @@ func newAPI(cfg config, rdb redis.UniversalClient, store *jobs.Store, files stor
 		Dashboard: dashboardFor(cfg, rdb, log),
 		Metrics:   metricsHandler,
 		Observer:  obs,
+		Callbacks: callbackChecker(cfg),
+		Webhooks:  announcer,
 		Log:       log,
 	})
+}
+
+// callbackChecker checks callback URLs where webhooks can be signed; without a secret there
+// is none, and the API refuses callback_url with a message that says why.
+func callbackChecker(cfg config) api.CallbackChecker {
+	if cfg.Webhooks.Signer == nil {
+		return nil
+	}
+	return cfg.Webhooks.Policy
+}
+
+// workerWebhooks is a worker's part in webhooks: it queues the deliveries of the jobs it
+// runs, and makes them when it has a secret to sign them with.
+func workerWebhooks(cfg config, store *jobs.Store, announcer *webhook.Announcer, obs webhook.Observer,
+	log *slog.Logger) worker.WebhookConfig {
+	wc := worker.WebhookConfig{Announcer: announcer, Concurrency: cfg.Webhooks.Concurrency, Options: webhookOptions(cfg)}
+	if cfg.Webhooks.Signer == nil {
+		log.Info("this worker delivers no webhooks: LONGHAUL_WEBHOOK_SECRET is not set (the API refuses callback_url too)")
+		return wc
+	}
+	wc.Deliverer = webhook.NewDeliverer(store, api.WebhookBodies{}, cfg.Webhooks.Signer, cfg.Webhooks.Policy,
+		wc.Options, obs, log.With("component", "webhooks"))
+	return wc
+}
+
+// webhookOptions are the limits of delivery tasks: a finished delivery is kept as long as
+// its job, so that it cannot be queued twice.
+func webhookOptions(cfg config) tasks.WebhookOptions {
+	o := cfg.Webhooks.Options
+	o.Retention = cfg.Retention
+	return o
 }
 
 // dashboardFor is the dashboard as LONGHAUL_DASHBOARD asks: on, read-only or none. Without

@@ -29,6 +29,7 @@ var floors = map[string]int{
 	"limits":  1,
 	"metrics": 1,
 	"cli":     1,
+	"webhook": 1,
 
 	"auth":      0,
 	"client":    0,
