@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +32,11 @@ func TestMain(m *testing.M) {
 	os.Exit(servetest.Main(m, func(bin string, urls []string) {
 		longhaulBin = bin
 		os.Setenv("LONGHAUL_URL", urls[0])
-	}, servetest.FastFiles()))
+	}, append(servetest.FastFiles(),
+		// Webhooks to the tests' own receivers on loopback.
+		"LONGHAUL_WEBHOOK_SECRET=whsec_"+base64.StdEncoding.EncodeToString([]byte("a client test's secret, 32 bytes")),
+		"LONGHAUL_WEBHOOK_ALLOW=127.0.0.1/32",
+		"LONGHAUL_WEBHOOK_ALLOW_HTTP=true")))
 }
 
 // longhaulBin is the binary TestMain built, for the tests that start a server of their own.

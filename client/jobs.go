@@ -16,7 +16,16 @@ type InitiateOptions struct {
 	// another process. If empty, a random key is made for this call, so that its own
 	// retries never start a second job.
 	IdempotencyKey string
+	// CallbackURL, when set, is where the server POSTs the job's final status body,
+	// signed as the Standard Webhooks specification says, when the job ends.
+	CallbackURL string
+	// CallbackEvents asks for more deliveries to CallbackURL: EventFileReady POSTs each
+	// file as it becomes ready.
+	CallbackEvents []string
 }
+
+// EventFileReady is the callback event of a file that became ready.
+const EventFileReady = "file.ready"
 
 // Initiate starts a job that prepares the files with the given ids. A network error, 502,
 // 503, 504 or 429 is retried (after the server's Retry-After, when it gives one) under the
@@ -27,8 +36,10 @@ func (c *Client) Initiate(ctx context.Context, fileIDs []int64, opts InitiateOpt
 		key = newIdempotencyKey()
 	}
 	body, err := json.Marshal(struct {
-		FileIDs []int64 `json:"file_ids"`
-	}{fileIDs})
+		FileIDs        []int64  `json:"file_ids"`
+		CallbackURL    string   `json:"callback_url,omitempty"`
+		CallbackEvents []string `json:"callback_events,omitempty"`
+	}{fileIDs, opts.CallbackURL, opts.CallbackEvents})
 	if err != nil {
 		return nil, fmt.Errorf("encode file ids: %w", err)
 	}

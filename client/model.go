@@ -47,7 +47,30 @@ type Job struct {
 	FinishedAt *time.Time `json:"finished_at"`
 	// PollAfterMS is how long a poller should wait before asking again, in milliseconds.
 	PollAfterMS int `json:"poll_after_ms,omitempty"`
+	// Callback is the job's webhook and how the delivery of its end fares; nil for a job
+	// started without a CallbackURL.
+	Callback *Callback `json:"callback,omitempty"`
 }
+
+// Callback is a job's webhook: where its end is POSTed and how that delivery fares.
+type Callback struct {
+	URL    string   `json:"url"`
+	Events []string `json:"events"`
+	// State is DeliveryPending until the job's end is delivered or every retry failed.
+	State     DeliveryState `json:"state"`
+	Attempts  int           `json:"attempts"`
+	LastError string        `json:"last_error"`
+}
+
+// DeliveryState is how the delivery of a job's end to its callback fares.
+type DeliveryState string
+
+// The states of a callback's delivery.
+const (
+	DeliveryPending   DeliveryState = "pending"
+	DeliveryDelivered DeliveryState = "delivered"
+	DeliveryFailed    DeliveryState = "failed"
+)
 
 // File returns the job's file with the given id.
 func (j *Job) File(id int64) (File, bool) {
@@ -70,6 +93,11 @@ func (j *Job) clone() *Job {
 	if j.Waiting != nil {
 		w := *j.Waiting
 		c.Waiting = &w
+	}
+	if j.Callback != nil {
+		cb := *j.Callback
+		cb.Events = append([]string(nil), j.Callback.Events...)
+		c.Callback = &cb
 	}
 	return &c
 }
