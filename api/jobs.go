@@ -411,12 +411,13 @@ func noneMatch(header, etag string) bool {
 	return false
 }
 
-// seqOfTags is the highest seq an If-None-Match header names (status ETags are seqs).
+// seqOfTags is the highest seq an If-None-Match header names (status ETags are seqs); a
+// tag above maxSeq is no client's, and does not count.
 func seqOfTags(header string) int64 {
 	var highest int64
 	for tag := range strings.SplitSeq(header, ",") {
 		tag = strings.Trim(strings.TrimPrefix(strings.TrimSpace(tag), "W/"), `"`)
-		if n, err := strconv.ParseInt(tag, 10, 64); err == nil && n > highest {
+		if n, err := strconv.ParseInt(tag, 10, 64); err == nil && n > highest && n <= maxSeq {
 			highest = n
 		}
 	}
