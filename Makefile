@@ -21,7 +21,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/longhaul-dev/longhaul/cli.version=$(VERSION) -X github.com/longhaul-dev/longhaul/cli.commit=$(COMMIT)
 
 .DEFAULT_GOAL := build
-.PHONY: build run dev test test-go test-ui e2e ui test-deps chaos bench clean
+.PHONY: build run dev test test-go test-fencing test-ui e2e ui test-deps chaos bench clean
 
 ## build: the UI and the /docs page (npm ci + Vite, when their sources changed) and bin/longhaul with them embedded
 # Each step says what it does: the first build of a fresh clone takes a few minutes
@@ -51,8 +51,8 @@ run: build
 dev: $(NPM_OK)
 	cd frontend && npm run dev
 
-## test: every test: Go (real redis-server, race detector), UI unit tests, browser tests
-test: test-go test-ui e2e
+## test: every test: Go (real redis-server, race detector), the fencing proof, UI unit tests, browser tests
+test: test-go test-fencing test-ui e2e
 
 test-deps:
 	scripts/ensure-redis.sh
@@ -69,6 +69,20 @@ endef
 
 test-go: test-deps
 	$(foreach m,$(GO_MODULES),$(call go-test-module,$(m)))
+
+# The test of a worker frozen past its lease must be able to fail: built with the nofencing
+# tag (jobs/nofencing.go), the store lets a replaced attempt write, and the test has to catch
+# the thawed worker writing. It passing there, or failing for another reason, fails this step.
+FENCING_TEST := TestSIGSTOPWorkerPastItsLeaseIsFencedOff
+test-fencing: test-deps
+	@echo "longhaul: $(FENCING_TEST) without the attempt fencing, which it must catch (about a minute)"
+	@out=$$($(GO) test -tags nofencing -count=1 -timeout 10m -run '^$(FENCING_TEST)$$' ./cmd/longhaul 2>&1); \
+	if echo "$$out" | grep -q 'the thawed attempt must write nothing'; then \
+		echo "longhaul: without fencing $(FENCING_TEST) fails, as it must"; \
+	else \
+		echo "$$out" | tail -40; \
+		echo "longhaul: without fencing $(FENCING_TEST) did not catch the thawed worker"; exit 1; \
+	fi
 
 test-ui: $(NPM_OK)
 	cd frontend && npm test

@@ -515,13 +515,14 @@ func noneMatch(header, etag string) bool {
 }
 
 // seqOfTags is the highest seq an If-None-Match header names (status ETags are seqs, with
-// a delivery count after a dot for jobs with a callback).
+// a delivery count after a dot for jobs with a callback); a tag above maxSeq is no
+// client's, and does not count.
 func seqOfTags(header string) int64 {
 	var highest int64
 	for tag := range strings.SplitSeq(header, ",") {
 		tag = strings.Trim(strings.TrimPrefix(strings.TrimSpace(tag), "W/"), `"`)
 		tag, _, _ = strings.Cut(tag, ".")
-		if n, err := strconv.ParseInt(tag, 10, 64); err == nil && n > highest {
+		if n, err := strconv.ParseInt(tag, 10, 64); err == nil && n > highest && n <= maxSeq {
 			highest = n
 		}
 	}

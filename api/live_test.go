@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -287,5 +288,88 @@ func TestAClientThatSawLostWritesEndsOnTheRealState(t *testing.T) {
 	}
 	if len(epochs) < 2 {
 		t.Errorf("the client got snapshots of epochs %v, want the repaired one too", epochs)
+	}
+}
+
+// TestLiveChannelsRefuseAMalformedHeldSeqOrEpoch: what a client says it holds is checked
+// before anything else happens, on both channels, with the field named.
+func TestLiveChannelsRefuseAMalformedHeldSeqOrEpoch(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	id := e.newJob(t, 70000)
+	cases := []struct{ query, field string }{
+		{"seq=-1", "seq"},
+		{"seq=abc", "seq"},
+		{"seq=1.5", "seq"},
+		{"seq=9007199254740992", "seq"}, // 2^53: no client saw it, and the record could not go on
+		{"seq=", "seq"},
+		{"seq=3&epoch=", "epoch"},
+		{"seq=3&epoch=a%20b", "epoch"},
+		{"seq=3&epoch=" + strings.Repeat("A", 65), "epoch"},
+	}
+	for _, path := range []string{"/v1/download/" + id + "/events", "/ws/download/" + id} {
+		for _, tc := range cases {
+			t.Run(path+"?"+tc.query, func(t *testing.T) {
+				resp, err := http.Get(e.srv.URL + path + "?" + tc.query)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var body errorBody
+				json.NewDecoder(resp.Body).Decode(&body)
+				if resp.StatusCode != http.StatusBadRequest || body.Error.Code != "invalid_request" || body.Error.Field != tc.field {
+					t.Errorf("= %d %+v, want 400 invalid_request on field %s", resp.StatusCode, body.Error, tc.field)
+				}
+			})
+		}
+	}
+	if e.api.Watchers() != 0 {
+		t.Errorf("%d watchers after refusals, want none", e.api.Watchers())
+	}
+}
+
+// TestAWebSocketThatComesBackAboveTheRecordGetsANewEpoch: a client comes back holding a seq
+// the record lost (a failover), in the record's epoch. Its first snapshot is of the
+// repaired record: another epoch, above that seq. A client holding another epoch, or
+// nothing, only gets the record as it is.
+func TestAWebSocketThatComesBackAboveTheRecordGetsANewEpoch(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	ctx := context.Background()
+	id := e.newJob(t, 70000, 70007)
+	e.update(t, id, jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: 10})
+	before, err := e.store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := func(query string) livetest.Message {
+		t.Helper()
+		url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/ws/download/" + id + "?" + query
+		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var m struct {
+			livetest.Message
+			Epoch string `json:"epoch"`
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Type != "snapshot" || m.Job == nil || m.Epoch != m.Job.Epoch {
+			t.Fatalf("first message = %+v, want a snapshot with its epoch", m)
+		}
+		return m.Message
+	}
+	if m := first("seq=" + fmt.Sprint(before.Seq+5) + "&epoch=OTHER"); m.Seq != before.Seq || m.Job.Epoch != before.Epoch {
+		t.Errorf("a client of another epoch got seq %d epoch %s, want the record as it is (%d, %s)",
+			m.Seq, m.Job.Epoch, before.Seq, before.Epoch)
+	}
+	if m := first(""); m.Seq != before.Seq || m.Job.Epoch != before.Epoch {
+		t.Errorf("a new client got seq %d epoch %s, want the record as it is (%d, %s)", m.Seq, m.Job.Epoch, before.Seq, before.Epoch)
+	}
+	m := first("seq=" + fmt.Sprint(before.Seq+5) + "&epoch=" + before.Epoch)
+	if m.Seq <= before.Seq+5 || m.Job.Epoch == before.Epoch {
+		t.Errorf("a client that saw seq %d got seq %d epoch %s, want a new epoch above it", before.Seq+5, m.Seq, m.Job.Epoch)
 	}
 }

@@ -63,13 +63,18 @@ func handleEvents(a *access, store JobStore, cs *conns, hub *live.Hub, ping time
 			a.writeJobError(c, jobs.ErrNotFound)
 			return
 		}
+		held, err := heldOf(c)
+		if err != nil {
+			writeError(c, a.log, err)
+			return
+		}
 		release, ok := cs.acquire(c)
 		if !ok {
 			return
 		}
 		defer release()
 		sink := newSSESink()
-		stop, err := hub.Watch(ctx, c.Param("job_id"), sink)
+		stop, err := hub.Watch(ctx, c.Param("job_id"), sink, held)
 		if err != nil {
 			a.writeJobError(c, err)
 			return

@@ -79,13 +79,18 @@ func handleWebSocket(a *access, store JobStore, cs *conns, m *melody.Melody) gin
 		if !ok {
 			return
 		}
+		held, err := heldOf(c)
+		if err != nil {
+			writeError(c, a.log, err)
+			return
+		}
 		release, ok := cs.acquire(c)
 		if !ok {
 			return
 		}
 		// melody serves the connection in this goroutine until it ends.
 		defer release()
-		keys := map[string]any{"job": c.Param("job_id"), "hidden": hidden}
+		keys := map[string]any{"job": c.Param("job_id"), "hidden": hidden, "held": held}
 		if err := m.HandleRequestWithKeys(c.Writer, c.Request, keys); errors.Is(err, melody.ErrClosed) {
 			writeError(c, a.log, errUnavailable)
 		}
@@ -106,7 +111,8 @@ func watchOnConnect(m *melody.Melody, hub *live.Hub, log *slog.Logger) {
 		}
 		ctx, cancel := context.WithTimeout(s.Request.Context(), watchTimeout)
 		defer cancel()
-		stop, err := hub.Watch(ctx, id, wsSink{s})
+		held, _ := s.Keys["held"].(live.Held)
+		stop, err := hub.Watch(ctx, id, wsSink{s}, held)
 		switch {
 		case errors.Is(err, jobs.ErrNotFound):
 			notFoundAndClose(s)

@@ -57,27 +57,30 @@ func (v *jsonView) event(ev client.Event, job *client.Job) {
 	switch ev.Type {
 	case client.EventSnapshot:
 		writeJSON(v.w, struct {
-			Type string      `json:"type"`
-			Seq  int64       `json:"seq"`
-			Job  *client.Job `json:"job"`
-		}{"snapshot", ev.Seq, ev.Job})
+			Type  string      `json:"type"`
+			Seq   int64       `json:"seq"`
+			Epoch string      `json:"epoch"`
+			Job   *client.Job `json:"job"`
+		}{"snapshot", ev.Seq, ev.Job.Epoch, ev.Job})
 	case client.EventFile:
 		writeJSON(v.w, struct {
 			Type  string `json:"type"`
 			Seq   int64  `json:"seq"`
+			Epoch string `json:"epoch"`
 			JobID string `json:"job_id"`
 			client.File
-		}{"file", ev.Seq, job.ID, *ev.File})
+		}{"file", ev.Seq, job.Epoch, job.ID, *ev.File})
 	case client.EventJob:
 		writeJSON(v.w, struct {
 			Type     string           `json:"type"`
 			Seq      int64            `json:"seq"`
+			Epoch    string           `json:"epoch"`
 			JobID    string           `json:"job_id"`
 			Status   client.Status    `json:"status"`
 			Progress client.Progress  `json:"progress"`
 			Error    *client.JobError `json:"error"`
 			Waiting  *client.Waiting  `json:"waiting"`
-		}{"job", ev.Seq, job.ID, job.Status, job.Progress, job.Error, job.Waiting})
+		}{"job", ev.Seq, job.Epoch, job.ID, job.Status, job.Progress, job.Error, job.Waiting})
 	}
 }
 

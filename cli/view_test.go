@@ -2,11 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/longhaul-dev/longhaul/client"
 )
 
@@ -60,5 +64,37 @@ func TestBarsEndWhenTheJobsNewsRepeatsASavedFile(t *testing.T) {
 	}
 	if !regexp.MustCompile(`dl_x completed: 100.0%`).MatchString(out.String()) {
 		t.Errorf("no summary:\n%s", out.String())
+	}
+}
+
+// TestJSONLinesCarryTheEpoch: a script that reads `--json` follows the contract's rule on
+// epochs, so every line of the job's news says which epoch it belongs to, and a snapshot
+// of a new epoch (the record lost writes in a failover) comes whole, even at a lower seq.
+func TestJSONLinesCarryTheEpoch(t *testing.T) {
+	var out bytes.Buffer
+	v := &jsonView{w: &out}
+	before := &client.Job{ID: "dl_x", Status: client.StatusProcessing, Seq: 5, Epoch: "A",
+		Files: []client.File{{ID: 70000, Status: client.StatusProcessing, Percent: 80}}}
+	after := &client.Job{ID: "dl_x", Status: client.StatusProcessing, Seq: 3, Epoch: "B",
+		Files: []client.File{{ID: 70000, Status: client.StatusProcessing, Percent: 20}}}
+	v.event(client.Event{Type: client.EventSnapshot, Seq: 5, Job: before}, before)
+	v.event(client.Event{Type: client.EventFile, Seq: 6, File: &before.Files[0]}, before)
+	v.event(client.Event{Type: client.EventJob, Seq: 7, Job: before}, before)
+	v.event(client.Event{Type: client.EventSnapshot, Seq: 3, Job: after}, after)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var l struct {
+			Type  string `json:"type"`
+			Seq   int64  `json:"seq"`
+			Epoch string `json:"epoch"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		got = append(got, fmt.Sprintf("%s %d %s", l.Type, l.Seq, l.Epoch))
+	}
+	want := []string{"snapshot 5 A", "file 6 A", "job 7 A", "snapshot 3 B"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lines (-want +got):\n%s", diff)
 	}
 }

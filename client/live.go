@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 type liveMessage struct {
 	Type        string          `json:"type"`
 	Seq         int64           `json:"seq"`
+	Epoch       string          `json:"epoch"`
 	Job         *Job            `json:"job"`
 	FileID      int64           `json:"file_id"`
 	Status      Status          `json:"status"`
@@ -126,12 +128,21 @@ func (c *Client) ticket(ctx context.Context, id string) (string, error) {
 	return t.Ticket, nil
 }
 
-// liveQuery is the query of a live connection: the ticket, when there is one.
-func liveQuery(ticket string) url.Values {
-	if ticket == "" {
-		return nil
+// liveQuery is the query of a live connection: the ticket, when there is one, and what the
+// watch holds of the job once it has a snapshot, so that a record that lost writes the
+// watch saw is repaired before its first snapshot.
+func liveQuery(ticket string, held *Job) url.Values {
+	q := url.Values{}
+	if ticket != "" {
+		q.Set("ticket", ticket)
 	}
-	return url.Values{"ticket": {ticket}}
+	if held != nil {
+		q.Set("seq", strconv.FormatInt(held.Seq, 10))
+		if held.Epoch != "" {
+			q.Set("epoch", held.Epoch)
+		}
+	}
+	return q
 }
 
 // wsConn is a live WebSocket.
@@ -144,9 +155,9 @@ type wsConn struct {
 // dialWebSocket opens the job's WebSocket and reads it in a goroutine until it ends or
 // ctx ends, handing each message to deliver and how it ended to end. Both drop what they
 // are given once the watch has moved on; deliver then reports false and reading stops.
-func (c *Client) dialWebSocket(ctx context.Context, id, ticket string, deliver func([]byte) bool,
+func (c *Client) dialWebSocket(ctx context.Context, id string, query url.Values, deliver func([]byte) bool,
 	end func(ended)) (liveConn, error) {
-	target := c.url("/ws/download/"+id, liveQuery(ticket))
+	target := c.url("/ws/download/"+id, query)
 	target = "ws" + strings.TrimPrefix(target, "http") // http → ws, https → wss
 	dialer := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
@@ -232,11 +243,11 @@ func (s *sseConn) close(int) { s.cancel() }
 
 // openEventStream opens the job's Server-Sent Events and reads them in a goroutine, as
 // dialWebSocket does.
-func (c *Client) openEventStream(ctx context.Context, id, ticket string, deliver func([]byte) bool,
+func (c *Client) openEventStream(ctx context.Context, id string, query url.Values, deliver func([]byte) bool,
 	end func(ended)) (liveConn, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/v1/download/"+id+"/events",
-		liveQuery(ticket)), nil)
+		query), nil)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("open the event stream: %w", err)

@@ -32,9 +32,13 @@ func (s Status) Terminal() bool {
 
 // Job is a download job as the status endpoint and snapshots show it.
 type Job struct {
-	ID       string   `json:"job_id"`
-	Status   Status   `json:"status"`
-	Seq      int64    `json:"seq"`
+	ID     string `json:"job_id"`
+	Status Status `json:"status"`
+	Seq    int64  `json:"seq"`
+	// Epoch names one history of the job's record. It changes when the record lost writes
+	// (a Redis failover): what was known of another epoch no longer holds, and a snapshot
+	// of the new one replaces it whole, even with a lower Seq.
+	Epoch    string   `json:"epoch"`
 	Progress Progress `json:"progress"`
 	Files    []File   `json:"files"`
 	// Error says why a failed job failed; nil otherwise.

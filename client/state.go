@@ -6,8 +6,10 @@ import (
 )
 
 // jobState is what a watch knows of its job. It keeps the promises made to whoever reads
-// the events: progress never goes backwards, a finished file or job never becomes
-// unfinished again, and older news (a lower seq) never replaces newer.
+// the events within one epoch of the record: progress never goes backwards, a finished file
+// or job never becomes unfinished again, and older news (a lower seq) never replaces newer.
+// A snapshot of another epoch is the record after it lost writes (a failover): what the
+// state knew may never have happened, so the snapshot replaces it whole.
 type jobState struct {
 	job    Job
 	synced bool          // a snapshot from the server was applied
@@ -24,9 +26,12 @@ const (
 	appliedGap                      // events between the state and this one are missing
 )
 
-// applySnapshot takes a snapshot that is not older than the state; it reports whether it
-// did.
+// applySnapshot takes a snapshot that is not older than the state, or one of another epoch;
+// it reports whether it did.
 func (s *jobState) applySnapshot(snap *Job) bool {
+	if s.synced && snap.Epoch != s.job.Epoch {
+		*s = jobState{}
+	}
 	if s.synced && snap.Seq < s.job.Seq {
 		return false
 	}
@@ -55,8 +60,8 @@ func (s *jobState) applySnapshot(snap *Job) bool {
 // applyEvent applies a file or job event that directly follows the state's seq.
 func (s *jobState) applyEvent(m *liveMessage) applied {
 	switch {
-	case !s.synced:
-		return appliedGap
+	case !s.synced, m.Epoch != s.job.Epoch:
+		return appliedGap // only a snapshot of its epoch can begin another history
 	case m.Seq <= s.job.Seq:
 		return appliedStale
 	case m.Seq > s.job.Seq+1:

@@ -85,6 +85,44 @@ func TestStateKeepsItsPromises(t *testing.T) {
 		}
 	})
 
+	t.Run("a snapshot of another epoch replaces the state whole, even at a lower seq", func(t *testing.T) {
+		var s jobState
+		lost := start()
+		lost.Epoch = "A"
+		s.applySnapshot(lost)
+		s.applyEvent(&liveMessage{Type: "file", Seq: 11, Epoch: "A", FileID: 1, Status: StatusReady, Percent: 100})
+		// The failover lost seq 11 (the file was at 50%, and is at 20% again); a reader
+		// repaired the record into epoch B, which goes on from there.
+		real := &Job{ID: "dl_1", Status: StatusProcessing, Seq: 9, Epoch: "B",
+			Files: []File{{ID: 1, Status: StatusProcessing, Percent: 20}, {ID: 2, Status: StatusQueued}}}
+		if !s.applySnapshot(real) {
+			t.Fatal("the snapshot of epoch B was refused")
+		}
+		want := real.clone()
+		want.Progress = Progress{Percent: 10, FilesTotal: 2}
+		if diff := cmp.Diff(want, &s.job); diff != "" {
+			t.Errorf("job (-want +got):\n%s", diff)
+		}
+		if r := s.applyEvent(&liveMessage{Type: "file", Seq: 10, Epoch: "B", FileID: 2, Status: StatusProcessing, Percent: 5}); r != appliedChanged {
+			t.Errorf("the next event of epoch B: %v, want applied", r)
+		}
+	})
+
+	t.Run("an event of another epoch is a gap, whatever its seq", func(t *testing.T) {
+		var s jobState
+		job := start()
+		job.Epoch = "A"
+		s.applySnapshot(job)
+		for _, seq := range []int64{5, 11} {
+			if r := s.applyEvent(&liveMessage{Type: "file", Seq: seq, Epoch: "B", FileID: 1, Status: StatusReady, Percent: 100}); r != appliedGap {
+				t.Errorf("event of epoch B at seq %d: %v, want a gap", seq, r)
+			}
+		}
+		if s.job.Files[0].Status != StatusProcessing {
+			t.Errorf("file 1 is %s, want it untouched by another epoch's event", s.job.Files[0].Status)
+		}
+	})
+
 	t.Run("an older snapshot changes nothing", func(t *testing.T) {
 		var s jobState
 		s.applySnapshot(start())
@@ -94,4 +132,24 @@ func TestStateKeepsItsPromises(t *testing.T) {
 			t.Errorf("a snapshot at seq 10 was taken over seq 11: file 1 is %s", s.job.Files[0].Status)
 		}
 	})
+}
+
+// A watch that comes back to a live channel says what it holds, so that the server can
+// repair a record that lost writes the watch saw before it sends the first snapshot.
+func TestLiveQuerySaysWhatTheWatchHolds(t *testing.T) {
+	cases := []struct {
+		ticket string
+		held   *Job
+		want   string
+	}{
+		{"", nil, ""},
+		{"lht_x", nil, "ticket=lht_x"},
+		{"", &Job{Seq: 17, Epoch: "3H23UMRB"}, "epoch=3H23UMRB&seq=17"},
+		{"lht_x", &Job{Seq: 0}, "seq=0&ticket=lht_x"}, // an old server's record has no epoch
+	}
+	for _, tc := range cases {
+		if got := liveQuery(tc.ticket, tc.held).Encode(); got != tc.want {
+			t.Errorf("liveQuery(%q, %+v) = %q, want %q", tc.ticket, tc.held, got, tc.want)
+		}
+	}
 }

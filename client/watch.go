@@ -218,6 +218,10 @@ func (w *watcher) openLive(kind Channel) {
 	deliver := func(data []byte) bool { return send(inbound{a: a, data: data}) }
 	end := func(e ended) { send(inbound{a: a, end: &e}) }
 	auth := w.auth
+	var held *Job
+	if w.state.synced {
+		held = w.state.job.clone()
+	}
 	go func() {
 		ticket := ""
 		if auth == authTickets {
@@ -232,7 +236,7 @@ func (w *watcher) openLive(kind Channel) {
 		if kind == ChannelSSE {
 			open = w.c.openEventStream
 		}
-		conn, err := open(ctx, w.id, ticket, deliver, end)
+		conn, err := open(ctx, w.id, liveQuery(ticket, held), deliver, end)
 		if err != nil {
 			end(ended{why: "error", err: err})
 			return
@@ -290,6 +294,9 @@ func (w *watcher) onMessage(a *attempt, data []byte) {
 			w.becomeLive(a)
 		}
 		m.Job.Seq = m.Seq
+		if m.Epoch != "" {
+			m.Job.Epoch = m.Epoch
+		}
 		w.applySnapshot(m.Job)
 		return
 	case "file", "job":
@@ -435,11 +442,11 @@ func (w *watcher) checkGrace() {
 
 // applySnapshot takes a snapshot and tells the receiver when it was news.
 func (w *watcher) applySnapshot(job *Job) {
-	first, before := !w.state.synced, w.state.job.Seq
+	first, before, epoch := !w.state.synced, w.state.job.Seq, w.state.job.Epoch
 	if !w.state.applySnapshot(job) {
 		return
 	}
-	if first || w.state.job.Seq > before {
+	if first || w.state.job.Seq > before || w.state.job.Epoch != epoch {
 		w.emitSnapshot()
 	}
 	if w.state.terminal() {

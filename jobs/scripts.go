@@ -48,6 +48,9 @@ end
 
 local function round1(x) return math.floor(x * 10 + 0.5) / 10 end
 
+-- fenced says that the attempt with this token no longer owns the job: its writes are refused.
+local function fenced(token) ` + fencedBody + ` end
+
 -- progress sums up the files as jobs.ProgressOf does, as JSON.
 local function progress()
   local all = ids()
@@ -177,7 +180,7 @@ const heartbeatBody = prelude + `
 local status = redis.call('HGET', job, 'status')
 if not status then return -1 end
 if status ~= 'processing' then return -2 end
-if redis.call('HGET', job, 'owner') ~= ARGV[1] then return -3 end
+if fenced(ARGV[1]) then return -3 end
 alive(ARGV[2])
 return 1
 `
@@ -234,7 +237,7 @@ const updateFileBody = prelude + `
 local status = redis.call('HGET', job, 'status')
 if not status then return -1 end
 if status ~= 'processing' then return -2 end
-if redis.call('HGET', job, 'owner') ~= ARGV[1] then return -3 end
+if fenced(ARGV[1]) then return -3 end
 local id = ARGV[2]
 local state = redis.call('HMGET', job, 's:' .. id, 'p:' .. id)
 if not state[1] then return -6 end
@@ -263,9 +266,9 @@ local status = redis.call('HGET', job, 'status')
 if not status then return {-1} end
 if terminal[status] then return {-2} end
 local mode = ARGV[1]
-local fenced = mode == 'complete' or mode == 'fail'
+local byOwner = mode == 'complete' or mode == 'fail'
 local failing = mode == 'fail' or mode == 'abandon'
-if fenced and redis.call('HGET', job, 'owner') ~= ARGV[2] then return {-3} end
+if byOwner and fenced(ARGV[2]) then return {-3} end
 local open = {}
 for _, id in ipairs(ids()) do
   if not terminal[redis.call('HGET', job, 's:' .. id)] then open[#open+1] = id end

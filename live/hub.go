@@ -161,11 +161,21 @@ func (h *Hub) lost(channels []string) {
 	}
 }
 
+// Held is what a client that comes back holds of a job: the seq and the epoch of the
+// newest message it applied. The zero Held is a client that holds nothing; an empty Epoch
+// with a Seq is one that knows only the seq (an SSE Last-Event-ID).
+type Held struct {
+	Seq   int64
+	Epoch string
+}
+
 // Watch starts sending the events of job id to sink: a snapshot first, then every later
-// event in seq order. It returns jobs.ErrNotFound for an unknown job, having sent nothing.
-// The returned function stops the watch; call it when the client goes away.
-func (h *Hub) Watch(ctx context.Context, id string, sink Sink) (stop func(), err error) {
-	w := &watcher{hub: h, job: id, sink: sink}
+// event in seq order. A record below the seq the client holds, in its epoch (or, when it
+// names none, in any), lost writes the client saw: it is repaired first, so the snapshot is
+// of a new epoch and above that seq. It returns jobs.ErrNotFound for an unknown job, having
+// sent nothing. The returned function stops the watch; call it when the client goes away.
+func (h *Hub) Watch(ctx context.Context, id string, sink Sink, held Held) (stop func(), err error) {
+	w := &watcher{hub: h, job: id, sink: sink, seq: held.Seq, epoch: held.Epoch}
 	ready, err := h.add(ctx, w)
 	stop = func() { h.remove(w) }
 	if err != nil {
@@ -327,11 +337,13 @@ type watcher struct {
 
 	mu      sync.Mutex
 	started bool   // a snapshot was sent; events follow it
-	seq     int64  // the seq of the last message sent
-	epoch   string // the epoch of the last message sent
+	seq     int64  // the seq of the last message sent, or that the client came back with
+	epoch   string // the epoch of the last message sent, or that the client came back with
 	held    []held // events that arrived before the snapshot, in order
 	spilled bool   // more events arrived than held keeps
 	done    bool   // the final event was sent
+	// checking: a read of the record, to tell a stale event from lost writes, is under way.
+	checking bool
 }
 
 type held struct {
@@ -344,16 +356,16 @@ type held struct {
 const maxHeld = 256
 
 // start sends a snapshot, then the events held meanwhile that are newer. A snapshot older
-// than what the client already has, in the same epoch, is a record that lost writes (a
-// failover): it is repaired, and its new epoch sent instead.
+// than what the client already has, in the same epoch (or the client knows no epoch), is a
+// record that lost writes (a failover): it is repaired, and its new epoch sent instead.
 func (w *watcher) start(job *jobs.Job) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
 		return
 	}
-	if job.Seq < w.seq && job.Epoch == w.epoch {
-		w.repairLocked()
+	if job.Seq < w.seq && (job.Epoch == w.epoch || w.epoch == "") {
+		w.repairLocked(w.seq)
 		return
 	}
 	w.started, w.seq, w.epoch = true, job.Seq, job.Epoch
@@ -365,7 +377,7 @@ func (w *watcher) start(job *jobs.Job) {
 	held, spilled := w.held, w.spilled
 	w.held, w.spilled = nil, false
 	for _, e := range held {
-		w.forward(e.ev, e.msg)
+		w.forward(e.ev, e.msg, false)
 	}
 	if spilled {
 		w.resyncLocked()
@@ -386,18 +398,24 @@ func (w *watcher) deliver(ev jobs.EventHeader, msg []byte) {
 		}
 		return
 	}
-	w.forward(ev, msg)
+	w.forward(ev, msg, true)
 }
 
 // forward sends an event in seq order; w.mu must be held. An event of another epoch begins a
-// new history of the record: the client gets its snapshot.
-func (w *watcher) forward(ev jobs.EventHeader, msg []byte) {
+// new history of the record: the client gets its snapshot. An event no newer than what was
+// sent is one the snapshot already has; when it comes live rather than held during the
+// snapshot's read, it may also be the first write after a failover that lost the last ones,
+// which the record then tells.
+func (w *watcher) forward(ev jobs.EventHeader, msg []byte, live bool) {
 	switch {
 	case ev.Epoch != w.epoch:
 		w.resyncLocked()
 		return
 	case ev.Seq <= w.seq:
-		return // the snapshot already has it
+		if live {
+			w.checkLocked()
+		}
+		return
 	case ev.Seq > w.seq+1:
 		w.resyncLocked()
 		return
@@ -426,28 +444,61 @@ func (w *watcher) resyncLocked() {
 		return // a snapshot is on its way already
 	}
 	w.started = false
-	w.refresh(false)
+	w.refresh(0)
 }
 
-// repairLocked repairs a record that lost writes this watcher saw, then sends it; w.mu must
-// be held, and no snapshot on its way.
-func (w *watcher) repairLocked() {
+// checkLocked reads the record in the background and repairs it if it is below the seq sent
+// in the same epoch, or finished at that very seq (this watcher never sent an end): it lost
+// writes the client saw, and the events that follow reuse their seqs. A stale event that
+// was only in flight while a snapshot was read finds the record as new as the snapshot, and
+// changes nothing.
+func (w *watcher) checkLocked() {
+	if w.checking {
+		return
+	}
+	w.checking = true
+	h, seen, epoch := w.hub, w.seq, w.epoch
+	h.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
+		defer cancel()
+		job, err := h.store.Get(ctx, w.job)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.checking = false
+		if err != nil || !w.started || w.done || w.seq != seen || w.epoch != epoch {
+			return // the next event or resync finds out again
+		}
+		switch {
+		case job.Epoch != epoch:
+		case job.Seq < seen:
+			w.started = false
+			w.repairLocked(seen)
+		case job.Seq == seen && job.Status.Terminal():
+			w.started = false
+			w.repairLocked(seen + 1) // a seq above the record's, so that it takes a new epoch
+		}
+	})
+}
+
+// repairLocked repairs a record that lost writes this watcher saw (it is below seen), then
+// sends it; w.mu must be held, and no snapshot on its way.
+func (w *watcher) repairLocked(seen int64) {
 	w.hub.log.Warn("a job's record lost writes a client saw (a failover?); giving it a new epoch", "job", w.job, "seen", w.seq)
-	w.refresh(true)
+	w.refresh(seen)
 }
 
-// refresh reads a snapshot in the background, after repairing the record if asked, and
-// starts the watcher from it; events hold meanwhile.
-func (w *watcher) refresh(repair bool) {
+// refresh reads a snapshot in the background, after repairing the record when it is below
+// repairBelow (0: no repair), and starts the watcher from it; events hold meanwhile.
+func (w *watcher) refresh(repairBelow int64) {
 	w.held, w.spilled = nil, false
-	h, seen := w.hub, w.seq
+	h := w.hub
 	h.obs.Resynced()
 	h.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
 		defer cancel()
 		var err error
-		if repair {
-			_, err = h.store.Regressed(ctx, w.job, seen)
+		if repairBelow > 0 {
+			_, err = h.store.Regressed(ctx, w.job, repairBelow)
 		}
 		var job *jobs.Job
 		if err == nil {

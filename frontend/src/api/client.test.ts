@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeServer, rateLimited } from '../test/fakes';
-import { Api, ApiError, filenameFrom, retryAfterMs, withTicket } from './client';
+import { Api, ApiError, filenameFrom, livePath, retryAfterMs } from './client';
 
 const JOB = 'dl_01JH3W7ZK8Q4X9V2N6M5R0T8YB';
 
@@ -55,10 +55,17 @@ describe('Api', () => {
   });
 });
 
-describe('withTicket', () => {
+describe('livePath', () => {
   it('adds an encoded ticket, or nothing', () => {
-    expect(withTicket('/ws/download/x', 'a+b/c')).toBe('/ws/download/x?ticket=a%2Bb%2Fc');
-    expect(withTicket('/ws/download/x', null)).toBe('/ws/download/x');
+    expect(livePath('/ws/download/x', 'a+b/c')).toBe('/ws/download/x?ticket=a%2Bb%2Fc');
+    expect(livePath('/ws/download/x', null)).toBe('/ws/download/x');
+  });
+
+  it('says what the page holds of the job: its seq, and its epoch when the server sent one', () => {
+    expect(livePath('/ws/download/x', 'tk', { seq: 17, epoch: '3H23UMRB' })).toBe(
+      '/ws/download/x?ticket=tk&seq=17&epoch=3H23UMRB',
+    );
+    expect(livePath('/ws/download/x', null, { seq: 0, epoch: null })).toBe('/ws/download/x?seq=0');
   });
 });
 

@@ -46,9 +46,26 @@ export const wsPath = (jobId: string) => `/ws/download/${encodeURIComponent(jobI
 export const ticketPath = (jobId: string) => `/v1/download/${encodeURIComponent(jobId)}/ticket`;
 export const mePath = '/v1/me';
 
-/** withTicket adds a live-channel ticket to a WebSocket or event-stream path. */
-export function withTicket(path: string, ticket: string | null): string {
-  return ticket === null ? path : `${path}?ticket=${encodeURIComponent(ticket)}`;
+/** Held is what the page holds of a job: the seq and epoch of the newest state it applied. */
+export interface Held {
+  seq: number;
+  epoch: string | null;
+}
+
+/**
+ * livePath adds to a WebSocket or event-stream path its live-channel ticket, and what the page
+ * already holds of the job, so that the server repairs a record that lost writes the page saw
+ * (a failover) before it sends the first snapshot.
+ */
+export function livePath(path: string, ticket: string | null, held: Held | null = null): string {
+  const query = new URLSearchParams();
+  if (ticket !== null) query.set('ticket', ticket);
+  if (held) {
+    query.set('seq', String(held.seq));
+    if (held.epoch) query.set('epoch', held.epoch);
+  }
+  const q = query.toString();
+  return q ? `${path}?${q}` : path;
 }
 
 interface SendOptions {

@@ -57,11 +57,19 @@ export interface Waiting {
   resume_by: string;
 }
 
+/**
+ * An epoch names one history of a job's record. It changes when the record lost writes (a Redis
+ * failover) and was repaired: what the page knew of another epoch may never have happened, so a
+ * snapshot of the new one replaces it whole, even at a lower seq. Old servers send none.
+ */
+export type Epoch = string;
+
 /** JobSnapshot is the body of GET /v1/download/status/{job_id} and of snapshot events. */
 export interface JobSnapshot {
   job_id: string;
   status: JobStatus;
   seq: number;
+  epoch?: Epoch;
   progress: Progress;
   files: FileEntry[];
   error: JobError | null;
@@ -84,6 +92,7 @@ export interface InitiateResponse {
 export interface SnapshotEvent {
   type: 'snapshot';
   seq: number;
+  epoch?: Epoch;
   job: JobSnapshot;
 }
 
@@ -91,6 +100,7 @@ export interface SnapshotEvent {
 export interface FileEvent extends FileEntry {
   type: 'file';
   seq: number;
+  epoch?: Epoch;
   job_id: string;
 }
 
@@ -98,6 +108,7 @@ export interface FileEvent extends FileEntry {
 export interface JobEvent {
   type: 'job';
   seq: number;
+  epoch?: Epoch;
   job_id: string;
   status: JobStatus;
   progress?: Progress;

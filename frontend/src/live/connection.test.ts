@@ -354,6 +354,70 @@ describe('JobConnection seq rules', () => {
   });
 });
 
+describe('JobConnection after a failover lost writes the page saw', () => {
+  it('comes back saying the seq and epoch it holds, and takes the new epoch’s snapshot whole', async () => {
+    const t = setup();
+    t.conn.start();
+    let ws = goLive(t);
+    await settle();
+    ws.send(t.server.updateFile(70000, { status: 'processing', percent: 30 })); // seq 1
+    const saved = t.server.save();
+    ws.send(t.server.updateFile(70000, { status: 'ready', percent: 100, size: 9, download_url: '/f/70000' })); // seq 2, lost
+    ws.send(t.server.updateFile(70001, { status: 'processing', percent: 50 })); // seq 3, lost
+    ws.drop(); // the failover cuts the connection
+    await t.clock.advance(1000);
+    ws = t.lastSocket();
+    expect(ws.path).toBe(`/ws/download/${JOB}?seq=3&epoch=E1`);
+    // The server finds the record below seq 3 and repairs it into a new epoch first.
+    t.server.loseWrites(saved, 'E2', 3);
+    ws.open();
+    ws.send(t.server.snapshotEvent());
+    expect(t.store.getSummary()).toMatchObject({ seq: 4, epoch: 'E2' });
+    expect(t.store.getFile(70000)).toEqual({ file_id: 70000, status: 'processing', percent: 30 });
+    expect(t.store.getFile(70001)).toEqual({ file_id: 70001, status: 'queued', percent: 0 });
+    for (const id of IDS) ws.send(t.server.updateFile(id, { status: 'unavailable', percent: 100, error: 'gone' }));
+    ws.send(t.server.finish('completed'));
+    await settle();
+    expect(t.conn.getStatus().state).toBe('done');
+    expect(t.store.getSummary()).toMatchObject({ status: 'completed', seq: t.server.job.seq, epoch: 'E2' });
+    for (const f of t.server.job.files) expect(t.store.getFile(f.file_id)).toEqual(f);
+  });
+
+  it('live through the loss: an event of the new epoch brings the snapshot that begins it', async () => {
+    const t = setup();
+    t.conn.start();
+    const ws = goLive(t);
+    await settle();
+    const saved = t.server.save();
+    ws.send(t.server.updateFile(70000, { status: 'processing', percent: 60 })); // seq 1, lost
+    ws.send(t.server.updateFile(70000, { status: 'processing', percent: 80 })); // seq 2, lost
+    t.server.loseWrites(saved, 'E2', 2);
+    const before = t.server.statusRequests.length;
+    ws.send(t.server.updateFile(70001, { status: 'processing', percent: 10 })); // seq 4 of E2
+    expect(t.server.statusRequests.length).toBe(before + 1);
+    await settle();
+    expect(t.store.getSummary()).toMatchObject({ seq: 4, epoch: 'E2' });
+    expect(t.store.getFile(70000)).toEqual({ file_id: 70000, status: 'queued', percent: 0 });
+    expect(t.store.getFile(70001)).toMatchObject({ status: 'processing', percent: 10 });
+    expect(t.conn.getStatus().state).toBe('live');
+  });
+
+  it('a stall check that finds another epoch shows it, even at a seq no higher', async () => {
+    const t = setup({ stallCheckMs: 1000 });
+    t.conn.start();
+    const ws = goLive(t);
+    await settle();
+    const saved = t.server.save();
+    ws.send(t.server.updateFile(70000, { status: 'processing', percent: 60 })); // seq 1
+    ws.send(t.server.updateFile(70000, { status: 'processing', percent: 80 })); // seq 2
+    t.server.loseWrites({ ...saved, seq: -1 }, 'E2', -1); // repaired to seq 0 by someone who saw less
+    await t.clock.advance(1000);
+    await settle();
+    expect(t.store.getSummary()).toMatchObject({ seq: 0, epoch: 'E2' });
+    expect(t.store.getFile(70000)).toMatchObject({ percent: 0 });
+  });
+});
+
 /** keysSetup is setup() on a server that wants keys, the page holding an accepted one. */
 async function keysSetup(options?: Partial<ConnectionOptions>) {
   const t = setup(options);
@@ -369,7 +433,7 @@ describe('JobConnection on a server with API keys', () => {
     t.conn.start();
     expect(t.sockets).toHaveLength(0); // nothing opens before the ticket is there
     await settle();
-    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-1`);
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-1&seq=0&epoch=E1`);
     goLive(t);
     expect(t.conn.getStatus()).toMatchObject({ state: 'live', channel: 'websocket' });
     const ticketCall = t.server.ticketRequests[0]!;
@@ -386,18 +450,18 @@ describe('JobConnection on a server with API keys', () => {
     await settle();
     t.lastSocket().drop(); // a used or expired ticket is refused before the upgrade
     await settle();
-    expect(t.lastStream().path).toBe(`/v1/download/${JOB}/events?ticket=tk-2`);
+    expect(t.lastStream().path).toBe(`/v1/download/${JOB}/events?ticket=tk-2&seq=0&epoch=E1`);
     t.lastStream().fail();
     await settle();
     expect(t.conn.getStatus()).toMatchObject({ state: 'polling', channel: 'polling' });
     await t.clock.advance(750);
-    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-3`);
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-3&seq=0&epoch=E1`);
     goLive(t).drop(1001);
     await t.clock.advance(250);
     expect(t.sockets.map((s) => s.path)).toEqual([
-      `/ws/download/${JOB}?ticket=tk-1`,
-      `/ws/download/${JOB}?ticket=tk-3`,
-      `/ws/download/${JOB}?ticket=tk-4`,
+      `/ws/download/${JOB}?ticket=tk-1&seq=0&epoch=E1`,
+      `/ws/download/${JOB}?ticket=tk-3&seq=0&epoch=E1`,
+      `/ws/download/${JOB}?ticket=tk-4&seq=0&epoch=E1`,
     ]);
     expect(t.server.tickets).toEqual(['tk-1', 'tk-2', 'tk-3', 'tk-4']);
   });
@@ -434,7 +498,7 @@ describe('JobConnection on a server with API keys', () => {
     await t.auth.signIn('secret-2');
     t.conn.resume();
     await settle();
-    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-2`);
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-2&seq=0&epoch=E1`);
     expect(t.server.ticketRequests.at(-1)!.authorization).toBe('Bearer secret-2');
     goLive(t);
     expect(t.conn.getStatus()).toMatchObject({ state: 'live', error: null });
@@ -455,7 +519,7 @@ describe('JobConnection on a server with API keys', () => {
     await t.clock.advance(6999);
     expect(t.server.ticketRequests).toHaveLength(1);
     await t.clock.advance(1);
-    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-1`);
+    expect(t.lastSocket().path).toBe(`/ws/download/${JOB}?ticket=tk-1&seq=0&epoch=E1`);
   });
 
   it('polls no sooner than Retry-After when polling is rate limited', async () => {

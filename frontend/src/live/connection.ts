@@ -6,6 +6,10 @@
 // has moved on, is replaced the same way; polling fills the gap meanwhile. A gap in seq is
 // closed by a snapshot from the status endpoint. Once the job is terminal the connection
 // reads the final snapshot and closes everything, so the page ends on the server's own state.
+// Every live attempt after the first snapshot tells the server the seq and epoch the page
+// holds: a record that lost writes the page saw (a failover) is then repaired into a new
+// epoch, whose snapshot the store takes whole, instead of the page waiting for a seq that
+// will never come.
 //
 // On a server with API keys, every live attempt (each reconnect included) first asks for a
 // one-use ticket, since a browser cannot put the key on a WebSocket or an EventSource. A 401
@@ -14,7 +18,7 @@
 //
 // Every dependency with a side effect (WebSocket, EventSource, fetch, timers, randomness) is
 // injected, so the whole ladder runs in unit tests without a network or real time.
-import { ApiError, eventsPath, withTicket, wsPath, type Api } from '../api/client';
+import { ApiError, eventsPath, livePath, wsPath, type Api, type Held } from '../api/client';
 import {
   isTerminalJob,
   parseLiveMessage,
@@ -327,7 +331,7 @@ export class JobConnection {
   private openWebSocket(attempt: Attempt, ticket: string | null): void {
     let ws: WebSocketLike;
     try {
-      ws = this.deps.openWebSocket(withTicket(wsPath(this.jobId), ticket));
+      ws = this.deps.openWebSocket(livePath(wsPath(this.jobId), ticket, this.held()));
     } catch {
       this.failLive(attempt, 'error');
       return;
@@ -365,7 +369,7 @@ export class JobConnection {
     }
     let es: EventSourceLike;
     try {
-      es = open(withTicket(eventsPath(this.jobId), ticket));
+      es = open(livePath(eventsPath(this.jobId), ticket, this.held()));
     } catch {
       this.failLive(attempt, 'error');
       return;
@@ -394,6 +398,12 @@ export class JobConnection {
     });
   }
 
+  /** held is what the page holds of the job, for the server; null before the first snapshot. */
+  private held(): Held | null {
+    const s = this.store.getSummary();
+    return s.synced ? { seq: s.seq, epoch: s.epoch } : null;
+  }
+
   private onMessage(attempt: Attempt, data: unknown): void {
     if (this.current !== attempt || this.final) return;
     attempt.lastMessageAt = this.deps.timers.now();
@@ -406,7 +416,7 @@ export class JobConnection {
     }
     if (msg.type === 'snapshot') {
       if (!attempt.live) this.becomeLive(attempt);
-      this.store.applySnapshot(msg.job.seq === msg.seq ? msg.job : { ...msg.job, seq: msg.seq });
+      this.store.applySnapshot({ ...msg.job, seq: msg.seq, epoch: msg.epoch ?? msg.job.epoch });
       this.afterChange(true);
       return;
     }
@@ -507,7 +517,7 @@ export class JobConnection {
       return;
     }
     const heardAt = attempt.lastMessageAt;
-    const seqBefore = this.store.getSummary().seq;
+    const { seq: seqBefore, epoch: epochBefore } = this.store.getSummary();
     let snap: JobSnapshot | null = null;
     try {
       const res = await this.deps.api.status(this.jobId, this.etag);
@@ -519,7 +529,7 @@ export class JobConnection {
       if (this.stopsOn(err)) return;
     }
     if (this.current !== attempt || this.final) return;
-    if (!snap || snap.seq <= seqBefore) {
+    if (!snap || (snap.seq <= seqBefore && (snap.epoch ?? null) === epochBefore)) {
       this.armStallCheck();
       return;
     }

@@ -35,6 +35,34 @@ describe('JobStore', () => {
     expect(store.getSummary().seq).toBe(2);
   });
 
+  it('takes a snapshot of another epoch whole, even at a lower seq: the record lost writes the page saw', () => {
+    const { server, store } = synced([1, 2]);
+    store.applyEvent(server.updateFile(1, { status: 'processing', percent: 30 }));
+    const saved = server.save();
+    store.applyEvent(server.updateFile(1, { status: 'ready', percent: 100, size: 9, download_url: '/f/1' }));
+    store.applyEvent(server.updateFile(2, { status: 'processing', percent: 80 }));
+    expect(store.getSummary().progress).toMatchObject({ percent: 90, files_ready: 1 });
+    // A failover lost the last two writes; the repaired record goes on in epoch E2 below seq 3.
+    server.loseWrites(saved, 'E2', 1);
+    expect(store.applySnapshot(server.job)).toBe(true);
+    expect(store.getSummary()).toMatchObject({ seq: 2, epoch: 'E2', status: 'processing' });
+    expect(store.getSummary().progress).toMatchObject({ percent: 15, files_ready: 0, files_done: 0 });
+    expect(store.getFile(1)).toEqual({ file_id: 1, status: 'processing', percent: 30 });
+    expect(store.getFile(2)).toEqual({ file_id: 2, status: 'queued', percent: 0 });
+    // Within the new epoch the usual rules hold again.
+    expect(store.applyEvent(server.updateFile(2, { status: 'processing', percent: 10 }))).toBe('applied');
+    expect(store.applySnapshot({ ...server.job, seq: 1 })).toBe(false);
+  });
+
+  it('reports a gap for an event of another epoch, whatever its seq', () => {
+    const { server, store } = synced([1]);
+    for (const seq of [0, 1, 5]) {
+      const ev = { ...server.updateFile(1, { status: 'ready', percent: 100 }), seq, epoch: 'E2' };
+      expect(store.applyEvent(ev)).toBe('gap');
+    }
+    expect(store.getFile(1)).toMatchObject({ status: 'queued' });
+  });
+
   it('reports a gap for any event before the first snapshot', () => {
     const store = new JobStore(JOB);
     store.seed([1]);

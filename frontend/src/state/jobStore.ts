@@ -1,8 +1,11 @@
 // JobStore holds what the page knows of one job, keyed by file id, and tells each subscriber
 // only about the part it watches: one file event re-renders one file row and the job header,
-// never the whole list. It also enforces what the page promises a person: progress never goes
-// backwards, a finished file or job never becomes unfinished again, and older news (a lower
-// seq) never replaces newer. A job the server no longer knows is marked gone, for good.
+// never the whole list. It also enforces what the page promises a person, within one epoch of
+// the job's record: progress never goes backwards, a finished file or job never becomes
+// unfinished again, and older news (a lower seq) never replaces newer. A snapshot of another
+// epoch is the record after it lost writes (a Redis failover): what the page knew may never
+// have happened, so that snapshot replaces it whole, even at a lower seq. A job the server no
+// longer knows is marked gone, for good.
 import {
   isTerminalFile,
   isTerminalJob,
@@ -23,6 +26,8 @@ export interface JobSummary {
   readonly status: JobStatus;
   /** The seq of the newest state applied; -1 before the first snapshot. */
   readonly seq: number;
+  /** The epoch of the record the state is of; null before the first snapshot, or from an old server. */
+  readonly epoch: string | null;
   /** Whether a snapshot from the server was applied (before that, the state is a local guess). */
   readonly synced: boolean;
   readonly progress: Progress;
@@ -153,6 +158,7 @@ export class JobStore {
       jobId,
       status: 'queued',
       seq: -1,
+      epoch: null,
       synced: false,
       progress: emptyProgress,
       error: null,
@@ -222,9 +228,12 @@ export class JobStore {
     this.emit([]);
   }
 
-  /** applySnapshot takes a snapshot that is not older than what the store has. */
+  /** applySnapshot takes a snapshot that is not older than what the store has, or one of another epoch. */
   applySnapshot(snap: JobSnapshot): boolean {
-    if (snap.seq < this.summary.seq || this.summary.gone) return false;
+    if (this.summary.gone) return false;
+    const epoch = snap.epoch ?? null;
+    if (this.summary.synced && epoch !== this.summary.epoch) this.forget();
+    if (snap.seq < this.summary.seq) return false;
     const changed: number[] = [];
     const ids = snap.files.map((f) => f.file_id);
     const keep = new Set(ids);
@@ -253,6 +262,7 @@ export class JobStore {
       status,
       waiting: waitingOf(status, snap.waiting),
       seq: snap.seq,
+      epoch,
       synced: true,
       progress,
       error: snap.error ?? null,
@@ -271,6 +281,8 @@ export class JobStore {
     const seq = this.summary.seq;
     if (this.summary.gone) return 'stale';
     if (!this.summary.synced) return 'gap';
+    // Only a snapshot of its epoch can begin another history of the record.
+    if ((ev.epoch ?? null) !== this.summary.epoch) return 'gap';
     if (ev.seq <= seq) return 'stale';
     if (ev.seq > seq + 1) return 'gap';
     if (ev.type === 'file') this.applyFileEvent(ev);
@@ -322,6 +334,24 @@ export class JobStore {
       waiting: waitingOf(status, ev.waiting),
     };
     this.emit([]);
+  }
+
+  /**
+   * forget drops what the store knows of the job but its id, before a snapshot of another epoch:
+   * the files (their rows re-render from the snapshot) and the status, which may go back.
+   */
+  private forget(): void {
+    this.files.clear();
+    this.tally = new Tally();
+    this.summary = {
+      ...this.summary,
+      status: 'queued',
+      seq: -1,
+      synced: false,
+      progress: emptyProgress,
+      error: null,
+      waiting: null,
+    };
   }
 
   /** putFile merges one file and keeps the tally; it reports whether the file changed. */

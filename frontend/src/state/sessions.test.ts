@@ -98,6 +98,6 @@ describe('Sessions', () => {
     await settle();
     r.lastSocket().send(r.server.snapshotEvent());
     expect(s.connection.getStatus().state).toBe('live');
-    expect(r.sockets.map((w) => w.path.split('?')[1])).toEqual(['ticket=tk-1', 'ticket=tk-2']);
+    expect(r.sockets.map((w) => w.path.split('?')[1])).toEqual(['ticket=tk-1&seq=0&epoch=E1', 'ticket=tk-2&seq=0&epoch=E1']);
   });
 });

@@ -174,6 +174,7 @@ export class FakeServer {
       job_id: jobId,
       status: 'queued',
       seq: 0,
+      epoch: 'E1',
       progress: {
         percent: 0,
         files_total: fileIds.length,
@@ -210,14 +211,15 @@ export class FakeServer {
         files_unavailable: files.filter((f) => f.status === 'unavailable').length,
       },
     };
-    return { type: 'file' as const, seq, job_id: this.job.job_id, ...file };
+    return { type: 'file' as const, seq, epoch: this.job.epoch, job_id: this.job.job_id, ...file };
   }
 
   /** finish ends the job in a terminal status and returns the job event. */
   finish(status: JobStatus) {
     const seq = this.job.seq + 1;
     this.job = { ...this.job, seq, status, finished_at: '2026-11-29T22:01:00Z' };
-    return { type: 'job' as const, seq, job_id: this.job.job_id, status, progress: this.job.progress, error: null };
+    const { epoch, progress } = this.job;
+    return { type: 'job' as const, seq, epoch, job_id: this.job.job_id, status, progress, error: null };
   }
 
   /** loseWorker has the job wait for a new worker and returns the job event that says so. */
@@ -233,12 +235,26 @@ export class FakeServer {
   private jobEvent(change: Pick<JobSnapshot, 'status' | 'waiting'>) {
     const seq = this.job.seq + 1;
     this.job = { ...this.job, ...change, seq };
-    const { status, progress, error, waiting } = this.job;
-    return { type: 'job' as const, seq, job_id: this.job.job_id, status, progress, error, waiting };
+    const { status, progress, error, waiting, epoch } = this.job;
+    return { type: 'job' as const, seq, epoch, job_id: this.job.job_id, status, progress, error, waiting };
   }
 
   snapshotEvent() {
-    return { type: 'snapshot' as const, seq: this.job.seq, job: this.job };
+    return { type: 'snapshot' as const, seq: this.job.seq, epoch: this.job.epoch, job: this.job };
+  }
+
+  /** save keeps a copy of the job's record, as a replica that lags behind has it. */
+  save(): JobSnapshot {
+    return structuredClone(this.job);
+  }
+
+  /**
+   * loseWrites plays a failover that lost the writes since saved: the record is the saved copy
+   * again, then repaired (a client showed that it saw more) into a new epoch with a seq above
+   * aboveSeq, as the server does. Events after it carry the new epoch.
+   */
+  loseWrites(saved: JobSnapshot, epoch: string, aboveSeq: number) {
+    this.job = { ...structuredClone(saved), epoch, seq: aboveSeq + 1 };
   }
 
   /** addKey makes the server accept a key. */

@@ -334,7 +334,7 @@ describe('the page on a server with API keys', () => {
     t.server.addKey('secret-2');
     await submitKey('secret-2');
     await act(settle);
-    expect(t.lastSocket().path).toMatch(/\?ticket=tk-\d+$/);
+    expect(t.lastSocket().path).toMatch(/\?ticket=tk-\d+&seq=\d+&epoch=E1$/);
     showJob(t);
     expect(screen.getByRole('status').textContent).toBe('Live · WebSocket');
   });
