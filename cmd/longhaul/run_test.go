@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
@@ -36,10 +37,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fastEnv is the environment of a test server: short file times, small files.
+// fastEnv is the environment of a test server on the Redis at redisURL: short file times,
+// small files.
 func fastEnv(t *testing.T, redisURL string, extra ...string) map[string]string {
+	return fastEnvOn(t, map[string]string{"REDIS_URL": redisURL}, extra...)
+}
+
+// fastEnvOn is fastEnv on the Redis deployment that target names: REDIS_URL, or the
+// settings of a Sentinel group or a Cluster (see sentinelTarget and clusterTarget).
+func fastEnvOn(t *testing.T, target map[string]string, extra ...string) map[string]string {
 	env := map[string]string{
-		"REDIS_URL":              redisURL,
 		"LONGHAUL_ADDR":          "127.0.0.1:0",
 		"LONGHAUL_STORAGE_DIR":   t.TempDir(),
 		"LONGHAUL_FILE_TIME_MIN": "200ms",
@@ -47,6 +54,7 @@ func fastEnv(t *testing.T, redisURL string, extra ...string) map[string]string {
 		"LONGHAUL_FILE_SIZE_MAX": "64KiB",
 		"LONGHAUL_LOG_LEVEL":     "warn",
 	}
+	maps.Copy(env, target)
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]
 	}

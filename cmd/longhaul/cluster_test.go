@@ -1,0 +1,164 @@
+package main
+
+// longhaul on a Redis Cluster of six nodes (three masters, three replicas), started by the
+// process kit: the demo's scenarios through two API and two worker processes, a worker
+// killed mid-job, and a master killed mid-run. Every key of a job shares one slot, live
+// events go by sharded pub/sub, and asynq's keys share the slot of their queue.
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/longhaul-dev/longhaul/internal/devbin"
+	"github.com/longhaul-dev/longhaul/internal/livetest"
+	"github.com/longhaul-dev/longhaul/internal/proctest"
+	"github.com/longhaul-dev/longhaul/internal/redistest"
+	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/redis/go-redis/v9"
+)
+
+// clusterTarget names the cluster c to longhaul: its seed nodes.
+func clusterTarget(c *redistest.Cluster) map[string]string {
+	return map[string]string{"REDIS_CLUSTER_ADDRS": strings.Join(c.Seeds, ",")}
+}
+
+// startProcesses starts apis API processes and workers worker processes, each a child
+// process on env, and returns the APIs' base URLs and every process.
+func startProcesses(t *testing.T, env map[string]string, apis, workers int) (bases []string, procs []*devbin.Longhaul) {
+	t.Helper()
+	for range apis {
+		a := startChild(t, "api", env)
+		bases, procs = append(bases, a.URL), append(procs, a)
+	}
+	for range workers {
+		procs = append(procs, startChild(t, "worker", env))
+	}
+	return bases, procs
+}
+
+// TestClusterRunsTheDemo runs the demo's three scenarios on a six-node cluster through two
+// API and two worker processes, each followed live on the API it was not posted to; then
+// duplicates with one Idempotency-Key, posted to both APIs at once, make one job; a cancel
+// ends a running job; and the dashboard lists the queue.
+func TestClusterRunsTheDemo(t *testing.T) {
+	c := redistest.StartCluster(t, redistest.ClusterOptions{})
+	env := fastEnvOn(t, clusterTarget(c), "LONGHAUL_DASHBOARD", "readonly")
+	bases, procs := startProcesses(t, env, 2, 2)
+	rdb := c.Client()
+
+	runScenarios(t, bases, func(t *testing.T, _ string, f fileStatus) {
+		for _, base := range bases { // a file made by either worker downloads from either API
+			checkDownload(t, base+f.DownloadURL, f.Size)
+		}
+	})
+
+	t.Run("idempotent duplicates make one job", func(t *testing.T) {
+		before := countRecords(t, rdb)
+		const posts = 6
+		ids := make([]string, posts)
+		codes := make([]int, posts)
+		var wg sync.WaitGroup
+		for i := range posts {
+			wg.Go(func() {
+				code, body := client{t, bases[i%len(bases)]}.postWith("order-cluster-1", 70000, 70007)
+				codes[i] = code
+				ids[i], _ = body["job_id"].(string)
+			})
+		}
+		wg.Wait()
+		for i := range posts {
+			if (codes[i] != http.StatusAccepted && codes[i] != http.StatusOK) || ids[i] != ids[0] || ids[i] == "" {
+				t.Fatalf("duplicate posts answered %v with jobs %v; want 202 or 200, all with one job", codes, ids)
+			}
+		}
+		if after := countRecords(t, rdb); after != before+1 {
+			t.Errorf("%d job records after %d duplicate posts, %d before; want one more", after, posts, before)
+		}
+		p := &poller{client: client{t, bases[1]}, id: ids[0]}
+		checkCompleted(t, p.untilDone(time.Minute), []int64{70000, 70007})
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		files := make([]int64, 40)
+		for i := range files {
+			files[i] = 71000 + 7*int64(i)
+		}
+		p := postJob(client{t, bases[0]}, files...)
+		conn := livetest.Dial(t, bases[1], p.id, nil)
+		live := make(chan []livetest.Message, 1)
+		go func() { msgs, _ := livetest.Follow(t, conn); live <- msgs }()
+		req, _ := http.NewRequest(http.MethodDelete, bases[1]+"/v1/download/"+p.id, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("DELETE = %d, want 202", resp.StatusCode)
+		}
+		if final := p.untilDone(30 * time.Second); final.Status != "canceled" {
+			t.Errorf("the canceled job ended %s", final.Status)
+		}
+		if got := livetest.FinalStatus(<-live); got != "canceled" {
+			t.Errorf("the WebSocket ended on %q, want canceled", got)
+		}
+	})
+
+	t.Run("dashboard", func(t *testing.T) {
+		for _, base := range bases {
+			r := proctest.Get(t, http.DefaultClient, base+"/monitoring/api/queues")
+			if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"queue":"downloads"`) {
+				t.Errorf("asynqmon's queue list on %s = %d %s, want the downloads queue", base, r.Status, r.Body)
+			}
+		}
+	})
+	checkLogsFree(t, procs, "CROSSSLOT", "READONLY", "MOVED", "ASK ")
+}
+
+// countRecords counts the job records in Redis, on every master of a cluster.
+func countRecords(t *testing.T, rdb redis.UniversalClient) int {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	count := func(ctx context.Context, c *redis.Client) error {
+		keys, err := c.Keys(ctx, jobs.RecordsPattern).Result()
+		mu.Lock()
+		n += len(keys)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(t.Context(), count)
+	} else {
+		err = count(t.Context(), rdb.(*redis.Client))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// checkLogsFree checks that no process logged any of words: errors a cluster or a
+// failover gives to a client that got it wrong.
+func checkLogsFree(t *testing.T, procs []*devbin.Longhaul, words ...string) {
+	t.Helper()
+	for _, p := range procs {
+		log, err := os.ReadFile(p.LogPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(log)) {
+			for _, w := range words {
+				if strings.Contains(line, w) {
+					t.Errorf("%s logged %s: %s", p.Name(), strings.TrimSpace(w), strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+}
