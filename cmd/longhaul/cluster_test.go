@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/longhaul-dev/longhaul/internal/devbin"
 	"github.com/longhaul-dev/longhaul/internal/livetest"
 	"github.com/longhaul-dev/longhaul/internal/proctest"
@@ -161,4 +162,58 @@ func checkLogsFree(t *testing.T, procs []*devbin.Longhaul, words ...string) {
 			}
 		}
 	}
+}
+
+// TestClusterWorkerKilledMidJob kills a worker with SIGKILL in the middle of a job on the
+// cluster. The job resumes on the other worker from its checkpoints once the dead
+// worker's lease expires (a rescue task, about 30 s), and completes with every file made
+// ready once. Then asynq's own recovery of the dead task, the path of its scripts that once
+// failed with CROSSSLOT on a cluster, moves it out of active within its one-minute round,
+// and it ends without running the job again; no process logs a CROSSSLOT.
+func TestClusterWorkerKilledMidJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for asynq's lease to expire and its recoverer to run (about 70 s)")
+	}
+	t.Parallel() // it mostly waits
+	c := redistest.StartCluster(t, redistest.ClusterOptions{AppendOnly: true})
+	env := fastEnvOn(t, clusterTarget(c), "LONGHAUL_FILE_TIME_MIN", "1s", "LONGHAUL_FILE_TIME_MAX", "1500ms",
+		"LONGHAUL_FILE_CONCURRENCY", "2")
+	bases, procs := startProcesses(t, env, 1, 1)
+	rdb := c.Client()
+	store := jobs.NewStore(rdb, jobs.Options{Sharded: true})
+
+	ids := []int64{70000, 70007, 70014, 70021, 70028, 70035, 70042, 70049}
+	p := postJob(client{t, bases[0]}, ids...)
+	proctest.WaitUntil(t, time.Minute, "a file ready and another part-way", func() bool {
+		s := p.poll()
+		return countReady(s) > 0 && len(filesMidway(s, 0, 100)) > 0
+	})
+	procs[1].Kill()
+	killed := time.Now()
+	madeBefore := auditByFile(t, store, p.id)
+	deadToken := onlyToken(t, madeBefore)
+	procs = append(procs, startChild(t, "worker", env))
+
+	final := p.untilDone(time.Minute)
+	t.Logf("the job ended %v after its worker was killed", time.Since(killed).Round(100*time.Millisecond))
+	checkCompleted(t, final, ids)
+	made := checkAuditOnce(t, store, p.id, ids)
+	for _, id := range ids {
+		if _, wasReady := madeBefore[id]; (made[id][0] == deadToken) != wasReady {
+			t.Errorf("file %d: made by the killed attempt = %v, ready before the kill = %v", id, made[id][0] == deadToken, wasReady)
+		}
+	}
+
+	// The dead worker's task (its id is the job's) stays active until asynq's recoverer
+	// sees its lease expired by 30 s more: within 90 s of the kill, on the new worker's
+	// one-minute round. It then goes to retry, runs, finds the job taken over and ends.
+	proctest.WaitUntil(t, 90*time.Second-time.Since(killed), "asynq to recover the dead worker's task", func() bool {
+		st := taskStateOrGoneOn(rdb, p.id)
+		return st == asynq.TaskStateCompleted.String() || st == "gone"
+	})
+	t.Logf("asynq recovered the dead task %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	if s := p.poll(); s.Status != "completed" || s.Seq != final.Seq {
+		t.Errorf("after the dead task ran again the job is %s at seq %d; want it left completed at seq %d", s.Status, s.Seq, final.Seq)
+	}
+	checkLogsFree(t, procs, "CROSSSLOT")
 }
