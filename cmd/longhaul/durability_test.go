@@ -25,6 +25,7 @@ import (
 	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/tasks"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestSIGTERMWorkerResumesFromCheckpoint stops a worker with SIGTERM in the middle of files
@@ -64,7 +65,7 @@ func resumeAfterSIGTERM(t *testing.T, keep fileStorage) {
 	}
 	// A handed-back task waits in retry (or pending) for the next worker. A task left active
 	// would wait for its lease to expire, a minute or two, as after a crash.
-	if st := taskState(t, rs, p.id); st != asynq.TaskStateRetry && st != asynq.TaskStatePending {
+	if st := taskState(t, rs.Client(), p.id); st != asynq.TaskStateRetry && st != asynq.TaskStatePending {
 		t.Errorf("after the SIGTERM the job's task is %s; want retry or pending (handed back)", st)
 	}
 	madeBefore := auditByFile(t, store, p.id)
@@ -153,7 +154,7 @@ func TestSIGSTOPWorkerPastItsLeaseIsFencedOff(t *testing.T) {
 		}
 	}
 	proctest.WaitUntil(t, 30*time.Second, "the job's task to be completed in asynq", func() bool {
-		return taskState(t, rs, p.id) == asynq.TaskStateCompleted
+		return taskState(t, rs.Client(), p.id) == asynq.TaskStateCompleted
 	})
 	select {
 	case <-frozen.Done():
@@ -392,9 +393,11 @@ func takenOver(t *testing.T, store *jobs.Store, id string, atStop *jobs.Job, fro
 	return false
 }
 
-func taskState(t *testing.T, rs *redistest.Server, id string) asynq.TaskState {
+// taskState is the state in asynq, on rdb, of the task with id (a job's first task has
+// the job's id).
+func taskState(t *testing.T, rdb redis.UniversalClient, id string) asynq.TaskState {
 	t.Helper()
-	info, err := asynq.NewInspectorFromRedisClient(rs.Client()).GetTaskInfo(tasks.Queue, id)
+	info, err := asynq.NewInspectorFromRedisClient(rdb).GetTaskInfo(tasks.Queue, id)
 	if err != nil {
 		t.Fatalf("task of job %s: %v", id, err)
 	}
@@ -442,7 +445,12 @@ func checkNoHalfJobs(t *testing.T, store *jobs.Store, rs *redistest.Server, acke
 }
 
 func taskStateOrGone(rs *redistest.Server, id string) string {
-	info, err := asynq.NewInspectorFromRedisClient(rs.Client()).GetTaskInfo(tasks.Queue, id)
+	return taskStateOrGoneOn(rs.Client(), id)
+}
+
+// taskStateOrGoneOn is the state of task id in asynq on rdb, or "gone".
+func taskStateOrGoneOn(rdb redis.UniversalClient, id string) string {
+	info, err := asynq.NewInspectorFromRedisClient(rdb).GetTaskInfo(tasks.Queue, id)
 	if err != nil {
 		return "gone"
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
@@ -36,10 +37,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fastEnv is the environment of a test server: short file times, small files.
+// fastEnv is the environment of a test server on the Redis at redisURL: short file times,
+// small files.
 func fastEnv(t *testing.T, redisURL string, extra ...string) map[string]string {
+	return fastEnvOn(t, map[string]string{"REDIS_URL": redisURL}, extra...)
+}
+
+// fastEnvOn is fastEnv on the Redis deployment that target names: REDIS_URL, or the
+// settings of a Sentinel group or a Cluster (see sentinelTarget and clusterTarget).
+func fastEnvOn(t *testing.T, target map[string]string, extra ...string) map[string]string {
 	env := map[string]string{
-		"REDIS_URL":              redisURL,
 		"LONGHAUL_ADDR":          "127.0.0.1:0",
 		"LONGHAUL_STORAGE_DIR":   t.TempDir(),
 		"LONGHAUL_FILE_TIME_MIN": "200ms",
@@ -47,6 +54,7 @@ func fastEnv(t *testing.T, redisURL string, extra ...string) map[string]string {
 		"LONGHAUL_FILE_SIZE_MAX": "64KiB",
 		"LONGHAUL_LOG_LEVEL":     "warn",
 	}
+	maps.Copy(env, target)
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]
 	}
@@ -197,6 +205,10 @@ type poller struct {
 	last       jobStatus
 	notChanged int
 	filePct    map[int64]float64
+	// retryUnavailable takes a 503 with Retry-After as a client following the contract
+	// does, as no news, where a failover is expected; unavailable counts them.
+	retryUnavailable bool
+	unavailable      int
 }
 
 func (p *poller) poll() jobStatus {
@@ -215,6 +227,12 @@ func (p *poller) poll() jobStatus {
 		p.notChanged++
 		return p.last
 	case http.StatusOK:
+	case http.StatusServiceUnavailable:
+		if !p.retryUnavailable || resp.Header.Get("Retry-After") == "" {
+			p.t.Fatalf("poll: status 503 with Retry-After %q", resp.Header.Get("Retry-After"))
+		}
+		p.unavailable++
+		return p.last
 	default:
 		p.t.Fatalf("poll: status %d", resp.StatusCode)
 	}

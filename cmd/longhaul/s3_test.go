@@ -81,7 +81,7 @@ func TestDemoScenariosOnS3(t *testing.T) {
 
 	var mu sync.Mutex
 	ready := map[string]int64{} // object key → size, of every ready file; guarded by mu
-	runScenarios(t, streaming, func(t *testing.T, jobID string, f fileStatus) {
+	runScenarios(t, []string{streaming}, func(t *testing.T, jobID string, f fileStatus) {
 		streamed := proctest.Get(t, http.DefaultClient, streaming+f.DownloadURL)
 		if streamed.Status != http.StatusOK || int64(len(streamed.Body)) != f.Size || f.Size < 2000 {
 			t.Fatalf("GET %s = %d with %d bytes, want 200 with %d", f.DownloadURL, streamed.Status, len(streamed.Body), f.Size)

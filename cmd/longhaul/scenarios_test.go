@@ -16,7 +16,7 @@ import (
 func TestDemoScenarios(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
 	base := startRun(t, "serve", fastEnv(t, rs.URL()))
-	runScenarios(t, base, func(t *testing.T, _ string, f fileStatus) { checkDownload(t, base+f.DownloadURL, f.Size) })
+	runScenarios(t, []string{base}, func(t *testing.T, _ string, f fileStatus) { checkDownload(t, base+f.DownloadURL, f.Size) })
 	// The jobs above show in the dashboard.
 	t.Run("dashboard", func(t *testing.T) {
 		resp, err := http.Get(base + "/monitoring/api/queues")
@@ -31,10 +31,11 @@ func TestDemoScenarios(t *testing.T) {
 	})
 }
 
-// runScenarios runs the demo's three scenarios on the server at base, at once, each
+// runScenarios runs the demo's three scenarios on the servers at bases, at once, each
 // followed by a live WebSocket client and by a polling client, and calls download with
-// every file that ends ready and its job.
-func runScenarios(t *testing.T, base string, download func(t *testing.T, jobID string, f fileStatus)) {
+// every file that ends ready and its job. With several servers, each scenario is posted
+// and polled on one and followed live on the next, as behind a load balancer.
+func runScenarios(t *testing.T, bases []string, download func(t *testing.T, jobID string, f fileStatus)) {
 	t.Helper()
 	scenarios := []struct {
 		name  string
@@ -50,9 +51,10 @@ func runScenarios(t *testing.T, base string, download func(t *testing.T, jobID s
 			map[int64]string{70000: "ready", 70001: "unavailable", 70007: "ready", 70008: "unavailable"}},
 	}
 	t.Run("scenarios", func(t *testing.T) {
-		for _, sc := range scenarios {
+		for i, sc := range scenarios {
 			t.Run(sc.name, func(t *testing.T) {
 				t.Parallel()
+				base, liveBase := bases[i%len(bases)], bases[(i+1)%len(bases)]
 				c := client{t, base}
 				code, body := c.post(sc.ids...)
 				if code != http.StatusAccepted {
@@ -60,7 +62,7 @@ func runScenarios(t *testing.T, base string, download func(t *testing.T, jobID s
 				}
 				id := body["job_id"].(string)
 				live := make(chan []livetest.Message)
-				conn := livetest.Dial(t, base, id, nil)
+				conn := livetest.Dial(t, liveBase, id, nil)
 				go func() { msgs, _ := livetest.Follow(t, conn); live <- msgs }()
 
 				p := &poller{client: c, id: id}
