@@ -96,11 +96,12 @@ e2e: build
 bench: test-deps
 	$(GO) -C scripts run ./bench -out ../docs/benchmarks.md
 
-## chaos: 200 jobs under random worker kills and a Redis crash, with files in a directory, then in an S3 bucket; fails if a job is lost, stuck or made twice
+## chaos: 200 jobs under random worker kills and a Redis crash, with files in a directory, then in an S3 bucket, then on a Redis Cluster that loses a master; fails if a job is lost, stuck or made twice
 CHAOS_ARGS := -jobs 200 -files 4 -duration 60s -min-kills-in-progress 3 -timeout 10m
 chaos: test-deps
 	$(GO) -C scripts run ./chaos $(CHAOS_ARGS) -storage dir
 	$(GO) -C scripts run ./chaos $(CHAOS_ARGS) -storage s3
+	$(GO) -C scripts run ./chaos $(CHAOS_ARGS) -storage dir -redis cluster
 
 clean:
 	rm -rf bin frontend/dist/app frontend/dist/docs

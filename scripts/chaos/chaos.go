@@ -97,7 +97,7 @@ func (c *cluster) chaos(ctx context.Context, ids []string) *stats {
 			break
 		}
 		if st.redisRestarts == 0 && !time.Now().Before(redisAt) {
-			c.restartRedis(ctx, rng, st)
+			c.crashRedis(ctx, rng, st)
 		} else {
 			// SIGKILL only early (the first kill always), so that asynq's recovery after a
 			// crash, one to two minutes, fits the run; SIGTERM afterwards.
@@ -115,7 +115,7 @@ func (c *cluster) chaos(ctx context.Context, ids []string) *stats {
 		}
 	}
 	if st.redisRestarts == 0 && ctx.Err() == nil {
-		c.restartRedis(ctx, rng, st) // the phase ended early: Redis still dies once
+		c.crashRedis(ctx, rng, st) // the phase ended early: Redis still dies once
 	}
 	st.elapsed = time.Since(begin)
 	c.out.printf("chaos phase over after %v: %d kills (%d SIGKILL, %d SIGTERM), %d while a file was in progress (%d files), %d Redis restart(s)",
@@ -225,20 +225,6 @@ func (c *cluster) inProgress(ctx context.Context) map[int]inProgress {
 		out[s.PID] = ip
 	}
 	return out
-}
-
-// restartRedis kills Redis with SIGKILL, leaves it down for half a second to a second, and
-// starts it again on the same port and data.
-func (c *cluster) restartRedis(ctx context.Context, rng *rand.Rand, st *stats) {
-	c.redis.Kill()
-	down := time.Duration(float64(500*time.Millisecond) * (1 + rng.Float64()))
-	time.Sleep(down)
-	st.redisRestarts++
-	if err := c.redis.Restart(ctx); err != nil {
-		st.failures = append(st.failures, "restart Redis: "+err.Error())
-		return
-	}
-	c.out.printf("Redis killed with SIGKILL and restarted after %v down", down.Round(time.Millisecond))
 }
 
 // orphans describes the active tasks whose lease has expired: their worker died, and

@@ -44,6 +44,7 @@ func TestChaosRefusesBadFlags(t *testing.T) {
 		{"-file-time-min", "2s", "-file-time-max", "1s"},
 		{"-workers", "0"},
 		{"-storage", "nfs"},
+		{"-redis", "sentinel"},
 		{"extra"},
 		{"-no-such-flag"},
 	} {

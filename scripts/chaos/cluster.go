@@ -29,16 +29,17 @@ type cluster struct {
 	out     *printer
 	started time.Time
 
-	bin      string
-	redis    *devbin.Redis
-	s3       *devbin.S3    // with -storage s3
-	files    storage.Store // where the processes keep files, as the checks read them
-	rdb      *redis.Client
-	store    *jobs.Store
-	insp     *asynq.Inspector
-	settings map[string]string // the environment of every longhaul process
-	apiURL   string
-	http     *http.Client
+	bin          string
+	redis        *devbin.Redis   // with -redis single
+	redisCluster *devbin.Cluster // with -redis cluster
+	s3           *devbin.S3      // with -storage s3
+	files        storage.Store   // where the processes keep files, as the checks read them
+	rdb          redis.UniversalClient
+	store        *jobs.Store
+	insp         *asynq.Inspector
+	settings     map[string]string // the environment of every longhaul process
+	apiURL       string
+	http         *http.Client
 
 	api      *devbin.Longhaul
 	workers  []*devbin.Longhaul // the live ones
@@ -58,16 +59,13 @@ func startCluster(ctx context.Context, o options, dir string, out *printer) (*cl
 	if c.bin, err = buildLonghaul(ctx, o, dir, out); err != nil {
 		return nil, err
 	}
-	c.redis, err = devbin.StartRedis(ctx, devbin.RedisOptions{Dir: filepath.Join(dir, "redis"),
-		Log: filepath.Join(dir, "logs", "redis.log"), AppendOnly: true})
-	if err != nil {
+	c.settings = longhaulSettings(o, filepath.Join(dir, "files"))
+	if err := c.startRedis(ctx); err != nil {
+		c.stop()
 		return nil, err
 	}
-	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr(), DialTimeout: time.Second,
-		ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: 2})
-	c.store = jobs.NewStore(c.rdb, jobs.Options{})
+	c.store = jobs.NewStore(c.rdb, jobs.Options{Sharded: c.redisCluster != nil})
 	c.insp = asynq.NewInspectorFromRedisClient(c.rdb)
-	c.settings = longhaulSettings(o, c.redis.URL(), filepath.Join(dir, "files"))
 	if err := c.openStorage(ctx); err != nil {
 		c.stop()
 		return nil, err
@@ -83,8 +81,8 @@ func startCluster(ctx context.Context, o options, dir string, out *printer) (*cl
 			return nil, err
 		}
 	}
-	out.printf("redis %s (AOF everysec), api %s, workers %s; work folder %s",
-		c.redis.Addr(), c.apiURL, c.workerPIDs(), dir)
+	out.printf("%s, api %s, workers %s; work folder %s",
+		c.redisSummary(), c.apiURL, c.workerPIDs(), dir)
 	return c, nil
 }
 
@@ -122,10 +120,10 @@ func (c *cluster) openStorage(ctx context.Context) error {
 	return nil
 }
 
-// longhaulSettings are the run's settings of every longhaul process.
-func longhaulSettings(o options, redisURL, storage string) map[string]string {
+// longhaulSettings are the run's settings of every longhaul process but Redis's, which
+// startRedis adds.
+func longhaulSettings(o options, storage string) map[string]string {
 	return devbin.Unguarded(map[string]string{
-		"REDIS_URL":                   redisURL,
 		"LONGHAUL_STORAGE_DIR":        storage,
 		"LONGHAUL_FILE_TIME_MIN":      o.fileTimeMin.String(),
 		"LONGHAUL_FILE_TIME_MAX":      o.fileTimeMax.String(),
@@ -217,12 +215,7 @@ func (c *cluster) stop() {
 	for _, p := range c.procs {
 		p.Stop(c.o.shutdownTimeout + 10*time.Second)
 	}
-	if c.rdb != nil {
-		c.rdb.Close()
-	}
-	if c.redis != nil {
-		c.redis.Kill()
-	}
+	c.stopRedis()
 	if c.s3 != nil {
 		c.s3.Kill()
 	}

@@ -4,12 +4,14 @@
 //	go -C scripts run ./chaos -jobs 200 -files 4 -duration 60s   # from the repository root
 //
 // It builds longhaul from this module (or runs -bin), starts its own redis-server with AOF
-// on a free port, one `longhaul api` and two `longhaul worker` processes that share a
+// on a free port (or, with -redis cluster, a Redis Cluster of 3 masters and 3 replicas on
+// free ports), one `longhaul api` and two `longhaul worker` processes that share a
 // storage directory (or, with -storage s3, a bucket of an S3 server it starts: moto_server),
 // and posts the jobs (every file id divisible by 7, so every file is
 // available, and all of them distinct). For -duration it then SIGKILLs or SIGTERMs a random
 // worker every couple of seconds, starting a replacement each time, and kills and restarts
-// Redis once. SIGKILLs come only in the first part of that phase (-sigkill-window): asynq
+// Redis once (in a Cluster: a master, whose replica takes over before it comes back as a
+// replica). SIGKILLs come only in the first part of that phase (-sigkill-window): asynq
 // gives a crashed worker's job to another one only after one to two minutes.
 //
 // At the end it waits for the jobs to drain and checks that every job completed, that every
@@ -74,6 +76,7 @@ type options struct {
 	seed               uint64
 	keep               bool
 	storage            string
+	redis              string
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -98,6 +101,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the random choices (default: from the clock)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, Redis data, files) even when every check passes")
 	fs.StringVar(&o.storage, "storage", storageDir, "where files are kept: dir (a directory the processes share) or s3 (a bucket of an S3 server the run starts)")
+	fs.StringVar(&o.redis, "redis", redisSingle, "the Redis the run starts: single (one server, killed and restarted once) or cluster (a Redis Cluster of 3 masters and 3 replicas, one master killed once)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -131,6 +135,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	check(o.fileTimeMin >= 0 && o.fileTimeMax >= o.fileTimeMin, "-file-time-max must be at least -file-time-min, both not negative")
 	check(o.shutdownTimeout > 0, "-shutdown-timeout must be above 0")
 	check(o.storage == storageDir || o.storage == storageS3, "-storage must be %s or %s", storageDir, storageS3)
+	check(o.redis == redisSingle || o.redis == redisCluster, "-redis must be %s or %s", redisSingle, redisCluster)
 	if err := errors.Join(bad...); err != nil {
 		return o, fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -147,8 +152,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	out := newPrinter(stdout)
-	out.printf("longhaul chaos: %d jobs x %d files, %d workers, files in %s, chaos %v (SIGKILL in the first %v), seed %d",
-		o.jobs, o.files, o.workers, o.storage, o.duration, o.sigkillWindow, o.seed)
+	out.printf("longhaul chaos: %d jobs x %d files, %d workers, files in %s, %s Redis, chaos %v (SIGKILL in the first %v), seed %d",
+		o.jobs, o.files, o.workers, o.storage, o.redis, o.duration, o.sigkillWindow, o.seed)
 
 	dir, err := os.MkdirTemp("", "longhaul-chaos-")
 	if err != nil {

@@ -160,7 +160,7 @@ func queueSummary(q *asynq.QueueInfo, err error) string {
 // verifyProcesses checks that no process died without being told to, and that no log
 // shows a panic or a data race.
 func (c *cluster) verifyProcesses(r *result) {
-	procs := c.redis.Processes()
+	procs := c.redisProcesses()
 	for _, lh := range c.procs {
 		procs = append(procs, lh.Process)
 	}
