@@ -174,17 +174,25 @@ func (f *shardedFeed) subscribeLocked(ctx context.Context, ch string) error {
 		return err
 	}
 	addr := node.Options().Addr
-	s := f.shards[addr]
-	if s == nil || s.done {
-		sctx, cancel := context.WithCancel(f.ctx)
-		s = &shard{addr: addr, ps: node.SSubscribe(sctx), cancel: cancel}
-		f.shards[addr] = s
-		f.wg.Go(func() { f.receive(sctx, s) })
+	if s := f.shards[addr]; s != nil && !s.done {
+		if err := s.ps.SSubscribe(ctx, ch); err != nil {
+			return err
+		}
+		f.of[ch] = s
+		return nil
 	}
+	// A new shard's connection is kept once its first subscription went through: a master
+	// that is gone (a failover under way) is tried again by move, not by a receive loop.
+	sctx, cancel := context.WithCancel(f.ctx)
+	s := &shard{addr: addr, ps: node.SSubscribe(sctx), cancel: cancel}
 	if err := s.ps.SSubscribe(ctx, ch); err != nil {
+		cancel()
+		s.ps.Close()
 		return err
 	}
+	f.shards[addr] = s
 	f.of[ch] = s
+	f.wg.Go(func() { f.receive(sctx, s) })
 	return nil
 }
 

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"os"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/longhaul-dev/longhaul/internal/proctest"
 	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
+	"github.com/longhaul-dev/longhaul/tasks"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -216,4 +218,117 @@ func TestClusterWorkerKilledMidJob(t *testing.T) {
 		t.Errorf("after the dead task ran again the job is %s at seq %d; want it left completed at seq %d", s.Status, s.Seq, final.Seq)
 	}
 	checkLogsFree(t, procs, "CROSSSLOT")
+}
+
+// TestClusterFailoverMidRun kills, with SIGKILL, the master that holds asynq's queue and
+// running jobs, while two workers run jobs on every master and every job is followed live.
+// Its replica takes over within seconds. Every job acknowledged before the kill, and one
+// acknowledged after it, ends completed with each file made ready once (by the audit kept
+// with the job, and by the workers' own counts), and every live client resyncs and ends on
+// its job's final state. They end within 40 s of the kill: a client that waited for its
+// next reload of the slots (a minute by default) would still be dialling the dead master.
+func TestClusterFailoverMidRun(t *testing.T) {
+	c := redistest.StartCluster(t, redistest.ClusterOptions{AppendOnly: true})
+	env := fastEnvOn(t, clusterTarget(c), "LONGHAUL_FILE_TIME_MIN", "1s", "LONGHAUL_FILE_TIME_MAX", "2s",
+		"LONGHAUL_FILE_CONCURRENCY", "2")
+	bases, procs := startProcesses(t, env, 2, 0)
+	var metricsAddrs []string
+	for range 2 {
+		addr := freeAddr(t)
+		workerEnv := maps.Clone(env)
+		workerEnv["LONGHAUL_METRICS_ADDR"] = addr
+		metricsAddrs, procs = append(metricsAddrs, addr), append(procs, startChild(t, "worker", workerEnv))
+	}
+	rdb := c.Client()
+	store := jobs.NewStore(rdb, jobs.Options{Sharded: true})
+
+	// The victim serves asynq's queue (its keys share the slot of "{downloads}") and some
+	// of the jobs: its death stops the queue and cuts the live feeds of those jobs at once.
+	victim := c.MasterOf("asynq:{" + tasks.Queue + "}:pending")
+	ids := []int64{70000, 70007, 70014, 70021, 70028, 70035}
+	var held []*followedJob
+	onVictim := map[*followedJob]bool{}
+	for len(held) < 12 || len(onVictim) < 3 {
+		if len(held) == 40 {
+			t.Fatalf("%d jobs posted, %d of them on %s; want 3 on it", len(held), len(onVictim), victim.Addr())
+		}
+		j := followJob(t, bases[len(held)%2], bases[(len(held)+1)%2], ids...)
+		if c.MasterOf(jobs.RecordKey(j.id)) == victim {
+			onVictim[j] = true
+		}
+		held = append(held, j)
+	}
+	proctest.WaitUntil(t, 30*time.Second, "a job on the victim part-way through a file", func() bool {
+		for j := range onVictim {
+			if s := j.poll(); s.Status == "processing" && len(filesMidway(s, 0, 100)) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	cut := map[*followedJob]bool{} // the live clients whose feed the kill cuts
+	for j := range onVictim {
+		if !j.poll().terminal() {
+			cut[j] = true
+		}
+	}
+	killed := time.Now()
+	c.Kill(victim)
+	c.WaitHealthy()
+	t.Logf("the cluster failed over in %v", time.Since(killed).Round(100*time.Millisecond))
+	held = append(held, followJob(t, bases[0], bases[1], ids...))
+
+	unavailable := 0
+	for _, j := range held {
+		final := j.untilDone(40*time.Second - time.Since(killed))
+		checkCompleted(t, final, ids)
+		checkAuditOnce(t, store, j.id, ids)
+		msgs := <-j.live
+		if got := livetest.FinalStatus(msgs); got != final.Status {
+			t.Errorf("job %s: the WebSocket ended on %q, the job %s", j.id, got, final.Status)
+		} else if last := msgs[len(msgs)-1]; last.Seq != final.Seq {
+			t.Errorf("job %s: the WebSocket's last seq is %d, the status body's %d", j.id, last.Seq, final.Seq)
+		}
+		if snapshots := countSnapshots(msgs); cut[j] && snapshots < 2 {
+			t.Errorf("job %s on the killed master: its live client got %d snapshot(s); want a resync after the kill", j.id, snapshots)
+		}
+		unavailable += j.unavailable
+	}
+	t.Logf("%d polls answered 503 during the failover", unavailable)
+	t.Logf("%d jobs completed %v after the kill", len(held), time.Since(killed).Round(100*time.Millisecond))
+	ready := 0.0
+	for _, addr := range metricsAddrs {
+		ready += scrape(t, "http://"+addr+"/metrics", "").value("longhaul_files_finished_total", "outcome", "ready")
+	}
+	if want := float64(len(held) * len(ids)); ready != want {
+		t.Errorf("the workers count %v files made ready, want %v: some file was prepared twice, or not counted", ready, want)
+	}
+	checkLogsFree(t, procs, "CROSSSLOT")
+}
+
+func countSnapshots(msgs []livetest.Message) int {
+	n := 0
+	for _, m := range msgs {
+		if m.Type == "snapshot" {
+			n++
+		}
+	}
+	return n
+}
+
+// followedJob is a job followed by a polling client and by a live WebSocket client.
+type followedJob struct {
+	*poller
+	live chan []livetest.Message // the live client's messages, once its connection closes
+}
+
+// followJob posts a job of files to the API at base and follows it live on the API at
+// liveBase.
+func followJob(t *testing.T, base, liveBase string, files ...int64) *followedJob {
+	t.Helper()
+	j := &followedJob{poller: postJob(client{t, base}, files...), live: make(chan []livetest.Message, 1)}
+	j.retryUnavailable = true // while a master fails over
+	conn := livetest.Dial(t, liveBase, j.id, nil)
+	go func() { msgs, _ := livetest.Follow(t, conn); j.live <- msgs }()
+	return j
 }

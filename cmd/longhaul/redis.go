@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -69,11 +70,30 @@ const (
 	redisPoolSize    = 64
 )
 
+// A Cluster client learns which node serves which slot from the cluster, and learns it again
+// after a failover only when told (a MOVED, or its reload interval, a minute by default).
+// A master that died answers nothing, not MOVED: until then every command of its slots
+// would go on dialling it. So a lost node or a cluster that says it is down makes the client
+// reload at once (clusterWatch), and a short interval bounds how stale it can get otherwise.
+// While a failover is under way (a second or two), commands of the dead master's slots
+// fail: the API answers 503 and workers retry.
+const (
+	clusterReloadInterval = 5 * time.Second
+	// clusterDialRetries: a node that refuses two dials is gone; the reload finds its heir.
+	clusterDialRetries = 2
+	// clusterMaxRedirects follows a slot through a failover and a resharding step or two.
+	clusterMaxRedirects = 5
+)
+
 func (t redisTarget) client() (redis.UniversalClient, error) {
 	switch {
 	case t.Cluster():
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: t.ClusterAddrs, Username: t.Username,
-			Password: t.Password, DialTimeout: redisDialTimeout, MaxRetries: 1, PoolSize: redisPoolSize}), nil
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: t.ClusterAddrs, Username: t.Username,
+			Password: t.Password, DialTimeout: redisDialTimeout, DialerRetries: clusterDialRetries,
+			MaxRedirects: clusterMaxRedirects, ClusterStateReloadInterval: clusterReloadInterval,
+			PoolSize: redisPoolSize})
+		cc.OnNewNode(func(node *redis.Client) { node.AddHook(clusterWatch{cc}) })
+		return cc, nil
 	case len(t.SentinelAddrs) > 0:
 		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: t.SentinelMaster,
 			SentinelAddrs: t.SentinelAddrs, SentinelPassword: t.SentinelPassword, Username: t.Username,
@@ -88,6 +108,51 @@ func (t redisTarget) client() (redis.UniversalClient, error) {
 		opts.PoolSize = redisPoolSize
 	}
 	return redis.NewClient(opts), nil
+}
+
+// clusterWatch, on the client of each node of a Cluster, reloads the Cluster client's map
+// of slots when a command to the node fails in a way that says the map may be wrong: the
+// node does not answer (killed, or cut off: its replica takes over) or the cluster is down
+// (a failover under way). The reload runs in the background, at most one at a time, so the
+// Cluster client's own retries of the command already find the new master.
+type clusterWatch struct{ cc *redis.ClusterClient }
+
+func (w clusterWatch) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (w clusterWatch) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		w.check(err)
+		return err
+	}
+}
+
+func (w clusterWatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		w.check(err)
+		return err
+	}
+}
+
+func (w clusterWatch) check(err error) {
+	if topologyChanged(err) {
+		w.cc.ReloadState(context.Background())
+	}
+}
+
+// topologyChanged reports whether err says that the cluster's map of slots may have changed
+// under the client: an error of the network, or CLUSTERDOWN. An answer of Redis (a nil
+// reply, a script's error) and the caller's own deadline say nothing of the kind.
+func topologyChanged(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var answer redis.Error
+	if errors.As(err, &answer) {
+		return strings.HasPrefix(answer.Error(), "CLUSTERDOWN")
+	}
+	return true
 }
 
 // checkServers checks every master (every node of a Cluster that serves slots): that it

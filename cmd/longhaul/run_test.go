@@ -205,6 +205,10 @@ type poller struct {
 	last       jobStatus
 	notChanged int
 	filePct    map[int64]float64
+	// retryUnavailable takes a 503 with Retry-After as a client following the contract
+	// does, as no news, where a failover is expected; unavailable counts them.
+	retryUnavailable bool
+	unavailable      int
 }
 
 func (p *poller) poll() jobStatus {
@@ -223,6 +227,12 @@ func (p *poller) poll() jobStatus {
 		p.notChanged++
 		return p.last
 	case http.StatusOK:
+	case http.StatusServiceUnavailable:
+		if !p.retryUnavailable || resp.Header.Get("Retry-After") == "" {
+			p.t.Fatalf("poll: status 503 with Retry-After %q", resp.Header.Get("Retry-After"))
+		}
+		p.unavailable++
+		return p.last
 	default:
 		p.t.Fatalf("poll: status %d", resp.StatusCode)
 	}
