@@ -222,14 +222,16 @@ func (a *access) readJob(c *gin.Context, store JobStore) (*jobs.Job, bool) {
 
 // writeJobError answers a request about a job with err, holding 404s to the not-found rate.
 func (a *access) writeJobError(c *gin.Context, err error) {
-	if e := apiError(c, a.log, err); e.Status == http.StatusNotFound {
+	e := apiError(c, a.log, err) // logs a failure of Redis, once
+	if e.Status == http.StatusNotFound {
 		if d, lerr := a.limits.AllowNotFound(c.Request.Context(), callerOf(c).principal); lerr == nil && !d.Allowed {
 			writeLimited(c, d)
 			c.Abort()
 			return
 		}
 	}
-	writeError(c, a.log, err)
+	writeErrorTo(c.Writer, e)
+	c.Abort()
 }
 
 // writeLimited answers 429 with what the contract says a refusal carries.

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -78,4 +80,46 @@ func crossSite(r *http.Request) bool {
 	}
 	u, err := url.Parse(origin)
 	return err != nil || !strings.EqualFold(u.Host, r.Host)
+}
+
+// storeFailures answers the dashboard's failures as every other route does. asynqmon
+// answers 500, with the error of Redis as its body, when it cannot read the queues (Redis
+// restarts, or a failover is under way); the client hears 503 with Retry-After instead, in
+// the contract's shape, and the cause is logged, not sent.
+func storeFailures(dashboard http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fw := &failureWriter{ResponseWriter: w}
+		dashboard.ServeHTTP(fw, r)
+		if fw.failed {
+			log.ErrorContext(r.Context(), "dashboard request failed", "method", r.Method, "path", r.URL.Path,
+				"err", strings.TrimSpace(fw.cause.String()))
+			writeErrorTo(w, errUnavailable)
+		}
+	})
+}
+
+// failureWriter passes a response through, but holds back a 500 and its body.
+type failureWriter struct {
+	http.ResponseWriter
+	failed bool
+	cause  bytes.Buffer // the start of a 500's body
+}
+
+// maxCause bounds what of a 500's body is kept for the log.
+const maxCause = 512
+
+func (w *failureWriter) WriteHeader(status int) {
+	if status == http.StatusInternalServerError {
+		w.failed = true
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *failureWriter) Write(b []byte) (int, error) {
+	if w.failed {
+		w.cause.Write(b[:min(len(b), max(maxCause-w.cause.Len(), 0))])
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }

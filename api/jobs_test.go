@@ -244,6 +244,18 @@ func TestPageRoutes(t *testing.T) {
 	}
 }
 
+// TestDashboardFailuresAnswer503: the dashboard's 500, when it cannot read Redis, reaches
+// the client as every route's 503 with Retry-After, and the error of Redis stays in the log.
+func TestDashboardFailuresAnswer503(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	resp, body := e.do(t, "GET", dashboardRedisDown, "", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(body, `"code":"unavailable"`) || strings.Contains(body, "10.0.0.7") {
+		t.Errorf("the dashboard with Redis away = %d, Retry-After %q, %s; want 503 with Retry-After, code unavailable, no detail",
+			resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
+
 func TestCORSForAllowedOriginsOnly(t *testing.T) {
 	e := newEnv(t, api.Config{AllowedOrigins: []string{"https://app.example.com"}})
 	resp, _ := e.do(t, "OPTIONS", "/v1/download/initiate", "", "", "Origin", "https://app.example.com",

@@ -252,7 +252,7 @@ func New(cfg Config, d Deps) *Server {
 		get(pathMetrics, a.guardMetrics, gin.WrapH(d.Metrics))
 	}
 	if d.Dashboard != nil {
-		r.Any("/monitoring/*path", a.guardDashboard, gin.WrapH(d.Dashboard))
+		r.Any("/monitoring/*path", a.guardDashboard, gin.WrapH(storeFailures(d.Dashboard, log)))
 		get("/monitoring", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/monitoring/") })
 	}
 

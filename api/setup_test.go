@@ -103,10 +103,17 @@ func newEnvWith(t *testing.T, cfg api.Config, opts envOptions) *env {
 		Redis: rdb, Store: store, Queue: asynq.NewClientFromRedisClient(rdb),
 		Tasks: asynq.NewInspectorFromRedisClient(rdb), Files: files, Links: links, Log: log,
 		Sizes: opts.sizes, Keys: keys, Tickets: auth.NewTickets(rdb, opts.ticketTTL),
-		Limits:    limits.New(rdb, store, opts.limits, time.Hour),
-		UI:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>longhaul</title>")}},
-		Docs:      docsPage(),
-		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "dashboard") }),
+		Limits: limits.New(rdb, store, opts.limits, time.Hour),
+		UI:     fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>longhaul</title>")}},
+		Docs:   docsPage(),
+		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == dashboardRedisDown {
+				// What asynqmon answers when it cannot read the queues.
+				http.Error(w, "dial tcp 10.0.0.7:6379: connect: connection refused", http.StatusInternalServerError)
+				return
+			}
+			io.WriteString(w, "dashboard")
+		}),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 			io.WriteString(w, "# the metrics\n")
@@ -125,6 +132,10 @@ func newEnvWith(t *testing.T, cfg api.Config, opts envOptions) *env {
 	return &env{srv: &server{URL: "http://" + l.Addr().String()}, api: a, apiKeys: keys, store: store, files: files, filesDir: filesDir,
 		rdb: rdb, redis: rs, contract: newContract(t)}
 }
+
+// dashboardRedisDown is where the dashboard of a test answers as asynqmon does when Redis
+// is away.
+const dashboardRedisDown = "/monitoring/api/queues/redis-down"
 
 // server is where the API of a test listens.
 type server struct{ URL string }

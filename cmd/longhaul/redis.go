@@ -64,9 +64,11 @@ func (t redisTarget) embedded() bool {
 func (t redisTarget) Cluster() bool { return len(t.ClusterAddrs) > 0 }
 
 // Fail fast when Redis is away: the API answers 503 and the client retries, rather than a
-// request hanging through go-redis's default retries.
+// request hanging through go-redis's default retries (five dials, then the command again).
+// A server that refuses two dials is down, or a failover is under way.
 const (
 	redisDialTimeout = 2 * time.Second
+	redisDialRetries = 2
 	redisPoolSize    = 64
 )
 
@@ -79,8 +81,6 @@ const (
 // fail: the API answers 503 and workers retry.
 const (
 	clusterReloadInterval = 5 * time.Second
-	// clusterDialRetries: a node that refuses two dials is gone; the reload finds its heir.
-	clusterDialRetries = 2
 	// clusterMaxRedirects follows a slot through a failover and a resharding step or two.
 	clusterMaxRedirects = 5
 )
@@ -89,7 +89,7 @@ func (t redisTarget) client() (redis.UniversalClient, error) {
 	switch {
 	case t.Cluster():
 		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: t.ClusterAddrs, Username: t.Username,
-			Password: t.Password, DialTimeout: redisDialTimeout, DialerRetries: clusterDialRetries,
+			Password: t.Password, DialTimeout: redisDialTimeout, DialerRetries: redisDialRetries,
 			MaxRedirects: clusterMaxRedirects, ClusterStateReloadInterval: clusterReloadInterval,
 			PoolSize: redisPoolSize})
 		cc.OnNewNode(func(node *redis.Client) { node.AddHook(clusterWatch{cc}) })
@@ -97,13 +97,14 @@ func (t redisTarget) client() (redis.UniversalClient, error) {
 	case len(t.SentinelAddrs) > 0:
 		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: t.SentinelMaster,
 			SentinelAddrs: t.SentinelAddrs, SentinelPassword: t.SentinelPassword, Username: t.Username,
-			Password: t.Password, DialTimeout: redisDialTimeout, MaxRetries: 1, PoolSize: redisPoolSize}), nil
+			Password: t.Password, DialTimeout: redisDialTimeout, DialerRetries: redisDialRetries, MaxRetries: 1,
+			PoolSize: redisPoolSize}), nil
 	}
 	opts, err := redis.ParseURL(t.URL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL cannot be read (%v); use a URL like redis://:password@host:6379/0", redactErr(err, t.URL))
 	}
-	opts.DialTimeout, opts.MaxRetries = redisDialTimeout, 1
+	opts.DialTimeout, opts.DialerRetries, opts.MaxRetries = redisDialTimeout, redisDialRetries, 1
 	if opts.PoolSize == 0 {
 		opts.PoolSize = redisPoolSize
 	}
