@@ -443,16 +443,7 @@ func (w *watcher) refresh(repair bool) {
 	h, seen := w.hub, w.seq
 	h.obs.Resynced()
 	h.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
-		defer cancel()
-		var err error
-		if repair {
-			_, err = h.store.Regressed(ctx, w.job, seen)
-		}
-		var job *jobs.Job
-		if err == nil {
-			job, err = h.store.Get(ctx, w.job)
-		}
+		job, err := h.snapshot(w.job, repair, seen)
 		if err != nil {
 			code, reason := CloseInternal, "resync failed"
 			if errors.Is(err, jobs.ErrNotFound) {
@@ -470,4 +461,36 @@ func (w *watcher) refresh(repair bool) {
 		}
 		w.start(job)
 	})
+}
+
+// resyncRetryWindow is how long a resync retries a snapshot that Redis cannot give (a
+// restart, a failover under way): the client keeps its connection and gets the snapshot
+// once Redis answers, rather than being closed only to reconnect into the same outage.
+const resyncRetryWindow = 15 * time.Second
+
+// snapshot reads job id's record for a resync, after repairing it if asked (seen is the seq
+// the watcher saw), retrying through an outage of Redis for resyncRetryWindow. The store's
+// refusals (the job is gone) are not retried.
+func (h *Hub) snapshot(id string, repair bool, seen int64) (*jobs.Job, error) {
+	deadline := time.Now().Add(resyncRetryWindow)
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		job, err := h.readSnapshot(id, repair, seen)
+		if err == nil || jobs.Refused(err) || h.ctx.Err() != nil || time.Now().After(deadline) {
+			return job, err
+		}
+		sleep(h.ctx, delay)
+	}
+}
+
+// readSnapshot is one try of snapshot. A repair that went through and a read that then
+// failed are tried again whole: a record repaired already has nothing left to repair.
+func (h *Hub) readSnapshot(id string, repair bool, seen int64) (*jobs.Job, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
+	defer cancel()
+	if repair {
+		if _, err := h.store.Regressed(ctx, id, seen); err != nil {
+			return nil, err
+		}
+	}
+	return h.store.Get(ctx, id)
 }
