@@ -120,7 +120,7 @@ func TestClusterRunsTheDemo(t *testing.T) {
 			}
 		}
 	})
-	checkLogsFree(t, procs, "CROSSSLOT", "READONLY", "MOVED", "ASK ")
+	checkLogsFree(t, procs, "CROSSSLOT", "READONLY", "MOVED")
 }
 
 // countRecords counts the job records in Redis, on every master of a cluster.
