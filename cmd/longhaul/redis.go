@@ -143,10 +143,11 @@ func (w clusterWatch) check(err error) {
 }
 
 // topologyChanged reports whether err says that the cluster's map of slots may have changed
-// under the client: an error of the network, or CLUSTERDOWN. An answer of Redis (a nil
-// reply, a script's error) and the caller's own deadline say nothing of the kind.
+// under the client: an error of the network (a refused dial, a timeout: a master cut off
+// times out rather than refuses), or CLUSTERDOWN. An answer of Redis (a nil reply, a
+// script's error) and a caller that gave up say nothing of the kind.
 func topologyChanged(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var answer redis.Error
