@@ -201,6 +201,25 @@ func checkVersion(ctx context.Context, c *redis.Client, cluster bool) error {
 	return fmt.Errorf("Redis at %s is %d.%d; longhaul needs at least %s: upgrade it", c.Options().Addr, major, minor, what)
 }
 
+// ownsProcessLog says that run's log is the process's own (main sets it): go-redis has one
+// logger per process, which only the process's owner may take.
+var ownsProcessLog bool
+
+// redisLog is go-redis's logger as a line of longhaul's log: what go-redis says of itself (a
+// dial that failed, a Sentinel that named a new master) comes in the log's format, JSON
+// too, instead of a line of its own on stderr. The Sentinels' news is information; the
+// rest says that something failed.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "sentinel: ") {
+		level = slog.LevelInfo
+	}
+	l.log.Log(ctx, level, msg)
+}
+
 // startEmbedded runs miniredis on a free loopback port. miniredis expires keys only when
 // told that time passed, so a ticker advances its clock with the real one.
 func startEmbedded() (string, func(), error) {
