@@ -142,7 +142,7 @@ type shardedFeed struct {
 
 	mu     sync.Mutex
 	shards map[string]*shard // master address → its connection; guarded by mu
-	of     map[string]*shard // channel → the shard it is subscribed on; guarded by mu
+	of     map[string]*shard // channel → its shard (nil while move finds it one); guarded by mu
 	moving map[string]bool   // channels resubscribed after a loss, not yet confirmed; guarded by mu
 
 	// ctx ends the shards' receive loops and moves, which wg awaits.
@@ -161,10 +161,19 @@ type shard struct {
 // start has nothing to do: each shard's loop starts with its first subscription.
 func (f *shardedFeed) start() {}
 
+// subscribe subscribes ch on its master. When that fails (the master is gone, a failover
+// under way, or the client's map of slots is stale), move goes on trying, on the master it
+// finds next, and the confirmation comes when it succeeds, as it would have: the watch
+// waits for it instead of failing into the same outage.
 func (f *shardedFeed) subscribe(ctx context.Context, ch string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.subscribeLocked(ctx, ch)
+	if err := f.subscribeLocked(ctx, ch); err != nil {
+		f.log.Info("live events: a shard did not take a subscription; trying its master again", "channel", ch, "err", err)
+		f.of[ch] = nil // watched, on no shard yet
+		f.wg.Go(func() { f.move(nil, []string{ch}) })
+	}
+	return nil
 }
 
 // subscribeLocked subscribes ch on the shard of its master; f.mu must be held.
@@ -269,8 +278,9 @@ func (f *shardedFeed) confirmed(ch string) {
 	}
 }
 
-// move resubscribes channels of shard s (every one when channels is nil) on their masters
-// now, retrying until the cluster has one for each (a failover takes a few seconds).
+// move resubscribes channels of shard s (every one when channels is nil; s is nil for
+// channels on no shard) on their masters now, retrying until the cluster has one for each
+// (a failover takes a few seconds).
 func (f *shardedFeed) move(s *shard, channels []string) {
 	f.mu.Lock()
 	if channels == nil {

@@ -494,16 +494,7 @@ func (w *watcher) refresh(repairBelow int64) {
 	h := w.hub
 	h.obs.Resynced()
 	h.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
-		defer cancel()
-		var err error
-		if repairBelow > 0 {
-			_, err = h.store.Regressed(ctx, w.job, repairBelow)
-		}
-		var job *jobs.Job
-		if err == nil {
-			job, err = h.store.Get(ctx, w.job)
-		}
+		job, err := h.snapshot(w.job, repairBelow)
 		if err != nil {
 			code, reason := CloseInternal, "resync failed"
 			if errors.Is(err, jobs.ErrNotFound) {
@@ -521,4 +512,36 @@ func (w *watcher) refresh(repairBelow int64) {
 		}
 		w.start(job)
 	})
+}
+
+// resyncRetryWindow is how long a resync retries a snapshot that Redis cannot give (a
+// restart, a failover under way): the client keeps its connection and gets the snapshot
+// once Redis answers, rather than being closed only to reconnect into the same outage.
+const resyncRetryWindow = 15 * time.Second
+
+// snapshot reads job id's record for a resync, after repairing it when it is below
+// repairBelow (0: no repair), retrying through an outage of Redis for resyncRetryWindow. The store's
+// refusals (the job is gone) are not retried.
+func (h *Hub) snapshot(id string, repairBelow int64) (*jobs.Job, error) {
+	deadline := time.Now().Add(resyncRetryWindow)
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		job, err := h.readSnapshot(id, repairBelow)
+		if err == nil || jobs.Refused(err) || h.ctx.Err() != nil || time.Now().After(deadline) {
+			return job, err
+		}
+		sleep(h.ctx, delay)
+	}
+}
+
+// readSnapshot is one try of snapshot. A repair that went through and a read that then
+// failed are tried again whole: a record repaired already has nothing left to repair.
+func (h *Hub) readSnapshot(id string, repairBelow int64) (*jobs.Job, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
+	defer cancel()
+	if repairBelow > 0 {
+		if _, err := h.store.Regressed(ctx, id, repairBelow); err != nil {
+			return nil, err
+		}
+	}
+	return h.store.Get(ctx, id)
 }

@@ -25,6 +25,7 @@ func main() {
 	if len(os.Args) > 1 && cli.Handles(os.Args[1]) {
 		os.Exit(cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 	}
+	ownsProcessLog = true
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "longhaul: %v\n", err)
 		if errors.Is(err, errUsage) {

@@ -143,10 +143,11 @@ func (w clusterWatch) check(err error) {
 }
 
 // topologyChanged reports whether err says that the cluster's map of slots may have changed
-// under the client: an error of the network, or CLUSTERDOWN. An answer of Redis (a nil
-// reply, a script's error) and the caller's own deadline say nothing of the kind.
+// under the client: an error of the network (a refused dial, a timeout: a master cut off
+// times out rather than refuses), or CLUSTERDOWN. An answer of Redis (a nil reply, a
+// script's error) and a caller that gave up say nothing of the kind.
 func topologyChanged(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var answer redis.Error
@@ -198,6 +199,25 @@ func checkVersion(ctx context.Context, c *redis.Client, cluster bool) error {
 		return nil
 	}
 	return fmt.Errorf("Redis at %s is %d.%d; longhaul needs at least %s: upgrade it", c.Options().Addr, major, minor, what)
+}
+
+// ownsProcessLog says that run's log is the process's own (main sets it): go-redis has one
+// logger per process, which only the process's owner may take.
+var ownsProcessLog bool
+
+// redisLog is go-redis's logger as a line of longhaul's log: what go-redis says of itself (a
+// dial that failed, a Sentinel that named a new master) comes in the log's format, JSON
+// too, instead of a line of its own on stderr. The Sentinels' news is information; the
+// rest says that something failed.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "sentinel: ") {
+		level = slog.LevelInfo
+	}
+	l.log.Log(ctx, level, msg)
 }
 
 // startEmbedded runs miniredis on a free loopback port. miniredis expires keys only when

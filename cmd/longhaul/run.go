@@ -89,6 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"the server uses, and the embedded one starts empty every time")
 	}
 	log := newLogger(stderr, cfg)
+	if ownsProcessLog {
+		redis.SetLogger(redisLog{log.With("component", "redis")})
+	}
 	gin.SetMode(gin.ReleaseMode) // gin's debug mode only prints routes; logs are ours
 
 	rdb, closeRedis, err := openRedis(ctx, cfg, m, log)

@@ -26,6 +26,7 @@ const childMarker = "LONGHAUL_TEST_CHILD"
 func TestMain(m *testing.M) {
 	if os.Getenv(childMarker) != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		ownsProcessLog = true // as main does
 		err := run(ctx, append([]string{"longhaul"}, os.Args[1:]...), os.Getenv, os.Stdout, os.Stderr)
 		stop()
 		if err != nil {

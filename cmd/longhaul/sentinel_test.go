@@ -24,8 +24,9 @@ func sentinelTarget(s *redistest.Sentinels) map[string]string {
 // jobs run on two workers behind two APIs. While no master exists, every request to the
 // APIs (status, create, readiness, the dashboard) is answered at once, with 503 and
 // Retry-After when it needs Redis, never 500. The Sentinels promote the replica, the old
-// master comes back as its replica, and every job ends completed, none stuck; no process
-// goes on hitting the old master (READONLY) once it is a replica.
+// master comes back as its replica, and every job ends completed, none stuck, its live
+// client on the same final state; no process goes on hitting the old master (READONLY)
+// once it is a replica.
 func TestSentinelFailoverMidRun(t *testing.T) {
 	s := redistest.StartSentinels(t, redistest.SentinelOptions{AppendOnly: true})
 	env := fastEnvOn(t, sentinelTarget(s), "LONGHAUL_FILE_TIME_MIN", "500ms", "LONGHAUL_FILE_TIME_MAX", "1500ms",
@@ -33,11 +34,9 @@ func TestSentinelFailoverMidRun(t *testing.T) {
 	bases, procs := startProcesses(t, env, 2, 2)
 
 	ids := []int64{70000, 70007, 70014, 70021}
-	var held []*poller
+	var held []*followedJob
 	for i := range 50 {
-		p := postJob(client{t, bases[i%2]}, ids...)
-		p.retryUnavailable = true
-		held = append(held, p)
+		held = append(held, followJob(t, bases[i%2], bases[(i+1)%2], ids...))
 	}
 	// The last job was acknowledged a second ago, so the replica has every job; some run,
 	// some wait in the queue.
@@ -56,9 +55,10 @@ func TestSentinelFailoverMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.WaitHealthy() // the old master is now a replica of the new one
-	for _, p := range held {
-		final := p.untilDone(time.Minute - time.Since(killed))
+	for _, j := range held {
+		final := j.untilDone(time.Minute - time.Since(killed))
 		checkCompleted(t, final, ids)
+		checkFollowed(t, j, final)
 	}
 	t.Logf("%d jobs completed %v after the kill", len(held), time.Since(killed).Round(100*time.Millisecond))
 	checkFewLines(t, procs, "READONLY", 3)

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 func fakeLonghaul() {
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "LONGHAUL_") || strings.HasPrefix(kv, "REDIS_URL=") {
+		if strings.HasPrefix(kv, "LONGHAUL_") || strings.HasPrefix(kv, "REDIS_") {
 			fmt.Println("setting", kv)
 		}
 	}
@@ -187,6 +187,7 @@ func TestServerURL(t *testing.T) {
 func TestStartLonghaul(t *testing.T) {
 	t.Setenv("LONGHAUL_FROM_THE_SHELL", "1")
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+	t.Setenv("REDIS_CLUSTER_ADDRS", "127.0.0.1:7000")
 	t.Setenv(playLonghaul, "1")
 	lh, err := StartLonghaul(t.Context(), LonghaulSpec{Bin: os.Args[0], Mode: "api",
 		Settings: map[string]string{"LONGHAUL_LOG_LEVEL": "warn"}, Log: filepath.Join(t.TempDir(), "api.log")})
@@ -205,7 +206,7 @@ func TestStartLonghaul(t *testing.T) {
 	}
 	want := []string{"LONGHAUL_ADDR=127.0.0.1:0", "LONGHAUL_LOG_LEVEL=warn"}
 	if diff := cmp.Diff(want, settings); diff != "" {
-		t.Errorf("the process's LONGHAUL_* and REDIS_URL (-want +got):\n%s", diff)
+		t.Errorf("the process's LONGHAUL_* and REDIS_* (-want +got):\n%s", diff)
 	}
 }
 

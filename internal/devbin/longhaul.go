@@ -57,9 +57,9 @@ type LonghaulSpec struct {
 	Mode string
 	// Name names the process in errors. If empty, "longhaul MODE" is used.
 	Name string
-	// Settings are the environment variables of the run (LONGHAUL_*, REDIS_URL, anything
+	// Settings are the environment variables of the run (LONGHAUL_*, REDIS_*, anything
 	// else the program reads). They are added to this process's environment less every
-	// LONGHAUL_* variable and REDIS_URL, so that no setting of the caller's leaks in. If
+	// LONGHAUL_* and REDIS_* variable, so that no setting of the caller's leaks in. If
 	// LONGHAUL_ADDR is not among them, 127.0.0.1:0 is used: a free loopback port.
 	Settings map[string]string
 	// Log is the file the process's output is appended to. Required.
@@ -145,12 +145,13 @@ func awaitListening(ctx context.Context, p *Process, found <-chan string, limit 
 	return url, nil
 }
 
-// longhaulEnv is this process's environment less every LONGHAUL_* variable and REDIS_URL,
+// longhaulEnv is this process's environment less every LONGHAUL_* and REDIS_* variable
+// (REDIS_URL, or a Sentinel group's or a Cluster's settings, which exclude each other),
 // plus settings, with LONGHAUL_ADDR on a free loopback port unless settings name one.
 func longhaulEnv(settings map[string]string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LONGHAUL_") && !strings.HasPrefix(kv, "REDIS_URL=") {
+		if !strings.HasPrefix(kv, "LONGHAUL_") && !strings.HasPrefix(kv, "REDIS_") {
 			env = append(env, kv)
 		}
 	}
