@@ -6,6 +6,11 @@
 // the snapshot, so no event can fall in between; an event with a gap before it, or a lost
 // pub/sub connection, resyncs the watchers with a snapshot.
 //
+// A job's snapshot is read and rendered once per seq, however many watchers ask: watchers
+// that join while a read is in flight wait for it, and later ones get the same bytes for as
+// long as no newer event of the job arrived and no events were lost since it was read. A
+// reconnect storm of thousands of clients of one job costs one read of it.
+//
 // The hub knows nothing of HTTP or of the wire format: sinks (a WebSocket, an SSE stream)
 // carry the messages, and a Renderer turns records and events into their bytes.
 package live
@@ -16,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +103,46 @@ type Hub struct {
 type topic struct {
 	watchers map[*watcher]struct{}
 	ready    chan struct{} // closed once the subscription is confirmed
+
+	// lastSeq and lastEpoch are those of the latest event dispatched to the watchers: a
+	// snapshot older than it would miss that event for a watcher that joins now.
+	lastSeq   int64
+	lastEpoch string
+	// losses counts the times events of the job may have been lost (see Hub.lost): a
+	// snapshot read before the latest loss may be older than events nobody received.
+	losses int
+	// read is the job's latest snapshot read, finished or in flight, which new watchers
+	// share for as long as it is current (see current); nil before the first.
+	read *snapshotRead
+}
+
+// snapshotRead is one read of a job's record, rendered once: every watcher that asks for the
+// job's snapshot while it is current gets the same job and the same bytes.
+type snapshotRead struct {
+	done   chan struct{} // closed once job, msg and err are set
+	losses int           // the topic's losses when the read began
+	job    *jobs.Job
+	msg    []byte
+	err    error
+}
+
+func (r *snapshotRead) finished() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// current reports whether read r, finished without error, may be the snapshot of a watcher
+// that joined when the latest event dispatched was seq of epoch: the read began after the
+// latest loss, and it is not older than that event. Before any event (epoch empty) a read
+// is as new as anything a watcher could have seen. Epochs have no order: a read of another
+// epoch is not taken as current.
+func (t *topic) current(r *snapshotRead, seq int64, epoch string) bool {
+	return r.err == nil && r.losses == t.losses &&
+		(epoch == "" || (r.job.Epoch == epoch && r.job.Seq >= seq))
 }
 
 // NewHub returns a hub on rdb, which tells obs what it copes with (nobody if obs is nil). It
@@ -152,6 +198,13 @@ func (h *Hub) confirmed(channel string) { h.confirm(channel) }
 
 func (h *Hub) lost(channels []string) {
 	h.obs.PubSubReconnected()
+	h.mu.Lock()
+	for id, t := range h.topics {
+		if channels == nil || slices.Contains(channels, jobs.Channel(id)) {
+			t.losses++
+		}
+	}
+	h.mu.Unlock()
 	if channels == nil {
 		h.resyncAll()
 		return
@@ -181,13 +234,73 @@ func (h *Hub) Watch(ctx context.Context, id string, sink Sink) (stop func(), err
 		stop()
 		return nil, fmt.Errorf("subscribe to job %s: no confirmation in %v", id, resyncTimeout)
 	}
-	job, err := h.store.Get(ctx, id)
+	snap, err := h.snapshot(ctx, id, false)
 	if err != nil {
 		stop()
 		return nil, err
 	}
-	w.start(job)
+	w.start(snap)
 	return stop, nil
+}
+
+// maxSnapshotReads bounds the reads one watcher makes for a current snapshot; past it, it
+// takes the last one and relies on its seq and epoch checks (see watcher.forward).
+const maxSnapshotReads = 3
+
+// snapshot returns a current snapshot of job id for a watcher of its topic, whose
+// subscription is live: the topic's latest read when it is current, or one in flight that
+// began after the latest loss (concurrent callers wait on one read), or a new read. With
+// fresh, it reads anew: the record was just repaired. A read that turns out older than an
+// event dispatched before the caller asked is read again.
+func (h *Hub) snapshot(ctx context.Context, id string, fresh bool) (*snapshotRead, error) {
+	for reads := 1; ; reads++ {
+		h.mu.Lock()
+		t := h.topics[id]
+		if t == nil {
+			h.mu.Unlock()
+			return nil, fmt.Errorf("snapshot of job %s: nobody watches it any more", id)
+		}
+		seq, epoch := t.lastSeq, t.lastEpoch
+		r := t.read
+		switch {
+		case r == nil || fresh || r.losses != t.losses:
+			r = h.startRead(t, id)
+		case r.finished() && !t.current(r, seq, epoch):
+			r = h.startRead(t, id)
+		}
+		fresh = false
+		h.mu.Unlock()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		h.mu.Lock()
+		ok := t.current(r, seq, epoch)
+		h.mu.Unlock()
+		if ok || reads == maxSnapshotReads {
+			return r, nil
+		}
+	}
+}
+
+// startRead reads job id's record and renders its snapshot in the background, as the
+// topic's latest read; h.mu must be held.
+func (h *Hub) startRead(t *topic, id string) *snapshotRead {
+	r := &snapshotRead{done: make(chan struct{}), losses: t.losses}
+	t.read = r
+	h.wg.Go(func() {
+		defer close(r.done)
+		ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
+		defer cancel()
+		if r.job, r.err = h.store.Get(ctx, id); r.err == nil {
+			r.msg = h.render.Snapshot(r.job)
+		}
+	})
+	return r
 }
 
 func (h *Hub) add(ctx context.Context, w *watcher) (<-chan struct{}, error) {
@@ -255,6 +368,7 @@ func (h *Hub) dispatch(id string, payload []byte) {
 	t := h.topics[id]
 	var ws []*watcher
 	if t != nil {
+		t.lastSeq, t.lastEpoch = ev.Seq, ev.Epoch
 		ws = make([]*watcher, 0, len(t.watchers))
 		for w := range t.watchers {
 			ws = append(ws, w)
@@ -346,7 +460,8 @@ const maxHeld = 256
 // start sends a snapshot, then the events held meanwhile that are newer. A snapshot older
 // than what the client already has, in the same epoch, is a record that lost writes (a
 // failover): it is repaired, and its new epoch sent instead.
-func (w *watcher) start(job *jobs.Job) {
+func (w *watcher) start(snap *snapshotRead) {
+	job := snap.job
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
@@ -357,7 +472,7 @@ func (w *watcher) start(job *jobs.Job) {
 		return
 	}
 	w.started, w.seq, w.epoch = true, job.Seq, job.Epoch
-	w.sink.Send(job.Seq, w.hub.render.Snapshot(job))
+	w.sink.Send(job.Seq, snap.msg)
 	if job.Status.Terminal() {
 		w.finish()
 		return
@@ -449,9 +564,9 @@ func (w *watcher) refresh(repair bool) {
 		if repair {
 			_, err = h.store.Regressed(ctx, w.job, seen)
 		}
-		var job *jobs.Job
+		var snap *snapshotRead
 		if err == nil {
-			job, err = h.store.Get(ctx, w.job)
+			snap, err = h.snapshot(ctx, w.job, repair)
 		}
 		if err != nil {
 			code, reason := CloseInternal, "resync failed"
@@ -468,6 +583,6 @@ func (w *watcher) refresh(repair bool) {
 			w.sink.Close(code, reason)
 			return
 		}
-		w.start(job)
+		w.start(snap)
 	})
 }
