@@ -61,8 +61,11 @@ func (c caller) admin() bool { return c.key != nil && c.key.Role == auth.RoleAdm
 
 // sees reports whether the caller may know of job: its own, every job for an admin, and
 // every job when auth is off (no key, no owner).
-func (c caller) sees(job *jobs.Job) bool {
-	return c.key == nil || c.admin() || job.Principal == c.principal
+func (c caller) sees(job *jobs.Job) bool { return c.owns(job.Principal) }
+
+// owns reports whether the caller may see the jobs of principal.
+func (c caller) owns(principal string) bool {
+	return c.key == nil || c.admin() || principal == c.principal
 }
 
 func principalOfKey(k auth.Key) string { return "key:" + k.ID }
@@ -218,6 +221,20 @@ func (a *access) readJob(c *gin.Context, store JobStore) (*jobs.Job, bool) {
 		return nil, false
 	}
 	return job, true
+}
+
+// peekJob is readJob for a caller that may hold the job's state already (see
+// jobs.Store.GetUnless): the same access check, on the job's owner alone.
+func (a *access) peekJob(c *gin.Context, store JobStore, id string, known jobs.Known) (*jobs.Peek, bool) {
+	peek, err := store.GetUnless(c.Request.Context(), id, known)
+	if err == nil && !callerOf(c).owns(peek.Principal) {
+		err = jobs.ErrNotFound
+	}
+	if err != nil {
+		a.writeJobError(c, err)
+		return nil, false
+	}
+	return peek, true
 }
 
 // writeJobError answers a request about a job with err, holding 404s to the not-found rate.

@@ -31,6 +31,7 @@ type JobStore interface {
 	Regressed(ctx context.Context, id string, seen int64) (bool, error)
 	Delete(ctx context.Context, id string) error
 	Get(ctx context.Context, id string) (*jobs.Job, error)
+	GetUnless(ctx context.Context, id string, known jobs.Known) (*jobs.Peek, error)
 	Cancel(ctx context.Context, id string) (*jobs.Job, error)
 	Ping(ctx context.Context) error
 }
@@ -362,33 +363,66 @@ func clip(raw []byte) string {
 	return string(raw)
 }
 
-func etagOf(job *jobs.Job) string { return `"` + strconv.FormatInt(job.Seq, 10) + `"` }
+func etagOf(seq int64) string { return `"` + strconv.FormatInt(seq, 10) + `"` }
 
-func handleStatus(a *access, store JobStore) gin.HandlerFunc {
+// handleStatus answers GET /v1/download/status/{job_id} in one round trip to Redis: a 304
+// when the client's If-None-Match names the job's seq, with nothing read or decoded beyond
+// it; a 200 with the body kept for the job's state when there is one, or the record read
+// and encoded in the same trip otherwise.
+func handleStatus(a *access, store JobStore, kept *bodies) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		job, ok := a.readJob(c, store)
+		id, tags := c.Param("job_id"), c.GetHeader("If-None-Match")
+		known := knownOf(tags)
+		cached, hasCached := kept.held(id)
+		if hasCached {
+			known.Cached = cached.Version
+		}
+		peek, ok := a.peekJob(c, store, id, known)
 		if !ok {
 			return
 		}
-		if seen := seqOfTags(c.GetHeader("If-None-Match")); seen > job.Seq {
+		if seen := seqOfTags(tags); seen > peek.Seq {
 			// The client saw a seq the record no longer has: it lost writes (a failover).
 			// Repaired, it takes a new epoch and a higher seq, which every client follows.
-			if _, err := store.Regressed(c.Request.Context(), job.ID, seen); err != nil {
+			if _, err := store.Regressed(c.Request.Context(), id, seen); err != nil {
 				writeError(c, a.log, err)
 				return
 			}
-			if job, ok = a.readJob(c, store); !ok {
+			if peek, ok = a.peekJob(c, store, id, known); !ok {
 				return
 			}
 		}
 		c.Header("Cache-Control", "no-store")
-		c.Header("ETag", etagOf(job))
-		if noneMatch(c.GetHeader("If-None-Match"), etagOf(job)) {
+		c.Header("ETag", etagOf(peek.Seq))
+		if noneMatch(tags, etagOf(peek.Seq)) {
 			c.Status(http.StatusNotModified)
 			return
 		}
-		c.JSON(http.StatusOK, statusOf(job))
+		body := cached.json // the script found the state of the body kept (see knownOf)
+		if peek.Job != nil {
+			body = kept.of(peek.Job)
+		}
+		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 	}
+}
+
+// knownOf is what an If-None-Match header says the client holds: "*", or the seqs of the
+// entity tags written as the API writes them ("7" or W/"7"), which are exactly the tags
+// noneMatch finds equal to a seq's ETag. The store then leaves out a record the client has.
+func knownOf(header string) jobs.Known {
+	header = strings.TrimSpace(header)
+	if header == "*" {
+		return jobs.Known{Any: true}
+	}
+	var known jobs.Known
+	for tag := range strings.SplitSeq(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		n, err := strconv.ParseInt(strings.Trim(tag, `"`), 10, 64)
+		if err == nil && n >= 0 && tag == etagOf(n) {
+			known.Seqs = append(known.Seqs, n)
+		}
+	}
+	return known
 }
 
 // noneMatch reports whether an If-None-Match header matches etag, as RFC 9110 (13.1.2) says:

@@ -195,7 +195,8 @@ func New(cfg Config, d Deps) *Server {
 	if obs == nil {
 		obs = unobserved{}
 	}
-	hub := live.NewHub(d.Redis, d.Store, renderer{}, d.Log.With("component", "hub"), obs)
+	kept := newBodies(bodiesMaxBytes)
+	hub := live.NewHub(d.Redis, d.Store, renderer{kept}, d.Log.With("component", "hub"), obs)
 	hosts := newHostCheck(cfg.Auth, cfg.PublicOrigins, cfg.AllowedOrigins)
 	ws := newMelody(cfg.PingInterval, hosts, hub)
 	watchOnConnect(ws, hub, log)
@@ -241,7 +242,7 @@ func New(cfg Config, d Deps) *Server {
 		opts: cfg.Tasks, log: log, obs: obs}
 	get(pathMe, a.identify, handleMe(cfg.Auth))
 	r.POST(pathInitiate, a.identify, start.handle)
-	get(pathStatus, requireJobID(log), a.identify, handleStatus(a, d.Store))
+	get(pathStatus, requireJobID(log), a.identify, handleStatus(a, d.Store, kept))
 	r.DELETE(pathJob, requireJobID(log), a.identify, handleCancel(a, d.Store, d.Tasks, obs))
 	get(pathFile, requireJobID(log), a.identify, handleFile(a, d.Store, d.Files, d.Links))
 	r.POST(pathTicket, requireJobID(log), a.identify, handleTicket(a, d.Store))

@@ -289,11 +289,28 @@ redis.call('ZREM', unfinished, redis.call('HGET', job, 'id'))
 return {1, final, redis.call('HGET', job, 'idempotency_key') or ''}
 `
 
+// peekBody reads a job unless the caller holds its current state: then it returns only
+// {0, seq, epoch, principal}, else {1, the record as HGETALL gives it}, or {-1} when there is
+// no such job. One round trip either way, and a caller that holds the state decodes nothing.
+// KEYS: job. ARGV: seqs a client holds (comma-separated, or "*" for any), seq and epoch of
+// a state the caller keeps (or "" and "").
+const peekBody = `
+local h = redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'principal')
+if not h[1] then return {-1} end
+local seq, epoch = h[1], h[2] or ''
+local held = ARGV[1] == '*' or (ARGV[2] == seq and ARGV[3] == epoch and epoch ~= '')
+for s in string.gmatch(ARGV[1], '[^,]+') do
+  if s == seq then held = true end
+end
+if held then return {0, seq, epoch, h[3] or ''} end
+return {1, redis.call('HGETALL', KEYS[1])}
+`
+
 // scripts are the store's scripts, as one Redis deployment runs them: events go out with
 // PUBLISH, or with SPUBLISH on a Redis Cluster, where a shard channel reaches only the shard
 // of its job (classic PUBLISH is broadcast to every node of a cluster).
 type scripts struct {
-	create, delete, claim, heartbeat, wait, handOver, updateFile, finish, regressed *redis.Script
+	create, delete, claim, heartbeat, wait, handOver, updateFile, finish, regressed, peek *redis.Script
 }
 
 func newScripts(sharded bool) scripts {
@@ -305,5 +322,6 @@ func newScripts(sharded bool) scripts {
 	}
 	return scripts{create: script(createBody), delete: script(deleteBody), claim: script(claimBody),
 		heartbeat: script(heartbeatBody), wait: script(waitBody), handOver: script(handOverBody),
-		updateFile: script(updateFileBody), finish: script(finishBody), regressed: script(regressedBody)}
+		updateFile: script(updateFileBody), finish: script(finishBody), regressed: script(regressedBody),
+		peek: script(peekBody)}
 }

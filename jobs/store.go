@@ -241,6 +241,72 @@ func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
 	return decodeJob(h)
 }
 
+// Version is one state of a job's record: its seq within its epoch.
+type Version struct {
+	Seq   int64
+	Epoch string
+}
+
+// Known is what a caller holds of a job already, so that GetUnless need not send it again.
+type Known struct {
+	// Seqs are seqs a client holds (the entity tags of its If-None-Match).
+	Seqs []int64
+	// Any says the client takes whatever the record is now (If-None-Match: *).
+	Any bool
+	// Cached is the state of a body the caller keeps; none if its Epoch is empty.
+	Cached Version
+}
+
+// Peek is what GetUnless found of a job.
+type Peek struct {
+	Version
+	// Principal owns the job, for the caller's access check.
+	Principal string
+	// Job is the whole record, or nil when the caller holds its state already (see Known).
+	Job *Job
+}
+
+// GetUnless reads job id in one script unless the caller knows its current state already:
+// then it returns only the state's seq, epoch and owner, and decodes nothing.
+func (s *Store) GetUnless(ctx context.Context, id string, known Known) (*Peek, error) {
+	seqs := "*"
+	if !known.Any {
+		list := make([]string, len(known.Seqs))
+		for i, seq := range known.Seqs {
+			list[i] = strconv.FormatInt(seq, 10)
+		}
+		seqs = strings.Join(list, ",")
+	}
+	cachedSeq := ""
+	if known.Cached.Epoch != "" {
+		cachedSeq = strconv.FormatInt(known.Cached.Seq, 10)
+	}
+	res, err := s.scripts.peek.Run(ctx, s.rdb, []string{jobKey(id)}, seqs, cachedSeq, known.Cached.Epoch).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	switch code, _ := res[0].(int64); code {
+	case 0:
+		seq, _ := strconv.ParseInt(res[1].(string), 10, 64)
+		return &Peek{Version: Version{Seq: seq, Epoch: res[2].(string)}, Principal: res[3].(string)}, nil
+	case 1:
+		flat, _ := res[1].([]any)
+		h := make(map[string]string, len(flat)/2)
+		for i := 0; i+1 < len(flat); i += 2 {
+			k, _ := flat[i].(string)
+			v, _ := flat[i+1].(string)
+			h[k] = v
+		}
+		job, err := decodeJob(h)
+		if err != nil {
+			return nil, err
+		}
+		return &Peek{Version: Version{Seq: job.Seq, Epoch: job.Epoch}, Principal: job.Principal, Job: job}, nil
+	default:
+		return nil, ErrNotFound
+	}
+}
+
 func decodeJob(h map[string]string) (*Job, error) {
 	j := &Job{ID: h["id"], Status: Status(h["status"]), Epoch: h["epoch"], Principal: h["principal"], Task: h["task"],
 		Enqueued: h["enqueued"] == "1", Files: []File{}}
