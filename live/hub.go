@@ -104,23 +104,25 @@ type topic struct {
 	watchers map[*watcher]struct{}
 	ready    chan struct{} // closed once the subscription is confirmed
 
-	// lastSeq and lastEpoch are those of the latest event dispatched to the watchers: a
-	// snapshot older than it would miss that event for a watcher that joins now.
+	// lastSeq and lastEpoch are those of the latest event dispatched to the watchers.
 	lastSeq   int64
 	lastEpoch string
 	// losses counts the times events of the job may have been lost (see Hub.lost): a
 	// snapshot read before the latest loss may be older than events nobody received.
 	losses int
+	// reads counts the snapshot reads begun, which numbers them.
+	reads int
 	// read is the job's latest snapshot read, finished or in flight, which new watchers
-	// share for as long as it is current (see current); nil before the first.
+	// share while it suits them (see suits); nil before the first.
 	read *snapshotRead
 }
 
 // snapshotRead is one read of a job's record, rendered once: every watcher that asks for the
-// job's snapshot while it is current gets the same job and the same bytes.
+// job's snapshot while it suits them gets the same job and the same bytes.
 type snapshotRead struct {
 	done   chan struct{} // closed once job, msg and err are set
-	losses int           // the topic's losses when the read began
+	number int           // its place among the topic's reads
+	losses int           // the topic's losses when it began
 	job    *jobs.Job
 	msg    []byte
 	err    error
@@ -135,14 +137,23 @@ func (r *snapshotRead) finished() bool {
 	}
 }
 
-// current reports whether read r, finished without error, may be the snapshot of a watcher
-// that joined when the latest event dispatched was seq of epoch: the read began after the
-// latest loss, and it is not older than that event. Before any event (epoch empty) a read
-// is as new as anything a watcher could have seen. Epochs have no order: a read of another
-// epoch is not taken as current.
-func (t *topic) current(r *snapshotRead, seq int64, epoch string) bool {
+// mark is where a watcher began to wait for a snapshot in its topic's history: every event
+// dispatched after it reaches the watcher (held until the snapshot is sent).
+type mark struct {
+	reads int    // the reads begun by then
+	seq   int64  // the seq and epoch of the latest event dispatched by then
+	epoch string // (empty before any)
+}
+
+func (t *topic) mark() mark { return mark{reads: t.reads, seq: t.lastSeq, epoch: t.lastEpoch} }
+
+// suits reports whether read r, finished, may be the snapshot of a watcher that waits since
+// m: it began after the topic's latest loss, and either after m too, or it is not older than
+// the latest event dispatched before m (so no event falls between the two). Epochs have no
+// order: a read of another epoch than that event's is not taken.
+func (t *topic) suits(r *snapshotRead, m mark) bool {
 	return r.err == nil && r.losses == t.losses &&
-		(epoch == "" || (r.job.Epoch == epoch && r.job.Seq >= seq))
+		(r.number > m.reads || m.epoch == "" || (r.job.Epoch == m.epoch && r.job.Seq >= m.seq))
 }
 
 // NewHub returns a hub on rdb, which tells obs what it copes with (nobody if obs is nil). It
@@ -219,7 +230,7 @@ func (h *Hub) lost(channels []string) {
 // The returned function stops the watch; call it when the client goes away.
 func (h *Hub) Watch(ctx context.Context, id string, sink Sink) (stop func(), err error) {
 	w := &watcher{hub: h, job: id, sink: sink}
-	ready, err := h.add(ctx, w)
+	ready, since, err := h.add(ctx, w)
 	stop = func() { h.remove(w) }
 	if err != nil {
 		stop()
@@ -234,7 +245,7 @@ func (h *Hub) Watch(ctx context.Context, id string, sink Sink) (stop func(), err
 		stop()
 		return nil, fmt.Errorf("subscribe to job %s: no confirmation in %v", id, resyncTimeout)
 	}
-	snap, err := h.snapshot(ctx, id, false)
+	snap, err := h.snapshot(ctx, id, &since, false)
 	if err != nil {
 		stop()
 		return nil, err
@@ -243,16 +254,15 @@ func (h *Hub) Watch(ctx context.Context, id string, sink Sink) (stop func(), err
 	return stop, nil
 }
 
-// maxSnapshotReads bounds the reads one watcher makes for a current snapshot; past it, it
-// takes the last one and relies on its seq and epoch checks (see watcher.forward).
+// maxSnapshotReads bounds the reads one watcher waits for: the second always suits unless
+// events were lost meanwhile.
 const maxSnapshotReads = 3
 
-// snapshot returns a current snapshot of job id for a watcher of its topic, whose
-// subscription is live: the topic's latest read when it is current, or one in flight that
-// began after the latest loss (concurrent callers wait on one read), or a new read. With
-// fresh, it reads anew: the record was just repaired. A read that turns out older than an
-// event dispatched before the caller asked is read again.
-func (h *Hub) snapshot(ctx context.Context, id string, fresh bool) (*snapshotRead, error) {
+// snapshot returns a snapshot of job id for a watcher of its topic, whose subscription is
+// live, that waits since m (or since now, if m is nil): the topic's latest read when it
+// suits the watcher, or the one in flight (concurrent callers wait on one read), or a new
+// one. With fresh, it reads anew: the record was just repaired.
+func (h *Hub) snapshot(ctx context.Context, id string, m *mark, fresh bool) (*snapshotRead, error) {
 	for reads := 1; ; reads++ {
 		h.mu.Lock()
 		t := h.topics[id]
@@ -260,12 +270,12 @@ func (h *Hub) snapshot(ctx context.Context, id string, fresh bool) (*snapshotRea
 			h.mu.Unlock()
 			return nil, fmt.Errorf("snapshot of job %s: nobody watches it any more", id)
 		}
-		seq, epoch := t.lastSeq, t.lastEpoch
+		if m == nil {
+			now := t.mark()
+			m = &now
+		}
 		r := t.read
-		switch {
-		case r == nil || fresh || r.losses != t.losses:
-			r = h.startRead(t, id)
-		case r.finished() && !t.current(r, seq, epoch):
+		if r == nil || fresh || r.losses != t.losses || (r.finished() && !t.suits(r, *m)) {
 			r = h.startRead(t, id)
 		}
 		fresh = false
@@ -279,7 +289,7 @@ func (h *Hub) snapshot(ctx context.Context, id string, fresh bool) (*snapshotRea
 			return nil, r.err
 		}
 		h.mu.Lock()
-		ok := t.current(r, seq, epoch)
+		ok := t.suits(r, *m)
 		h.mu.Unlock()
 		if ok || reads == maxSnapshotReads {
 			return r, nil
@@ -290,7 +300,8 @@ func (h *Hub) snapshot(ctx context.Context, id string, fresh bool) (*snapshotRea
 // startRead reads job id's record and renders its snapshot in the background, as the
 // topic's latest read; h.mu must be held.
 func (h *Hub) startRead(t *topic, id string) *snapshotRead {
-	r := &snapshotRead{done: make(chan struct{}), losses: t.losses}
+	t.reads++
+	r := &snapshotRead{done: make(chan struct{}), number: t.reads, losses: t.losses}
 	t.read = r
 	h.wg.Go(func() {
 		defer close(r.done)
@@ -303,22 +314,24 @@ func (h *Hub) startRead(t *topic, id string) *snapshotRead {
 	return r
 }
 
-func (h *Hub) add(ctx context.Context, w *watcher) (<-chan struct{}, error) {
+// add makes w a watcher of its job's topic, and returns when the topic's subscription is
+// ready and the mark from which w receives every event.
+func (h *Hub) add(ctx context.Context, w *watcher) (<-chan struct{}, mark, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t, ok := h.topics[w.job]
 	if ok {
 		t.watchers[w] = struct{}{}
-		return t.ready, nil
+		return t.ready, t.mark(), nil
 	}
 	t = &topic{watchers: map[*watcher]struct{}{w: {}}, ready: make(chan struct{})}
 	h.topics[w.job] = t
 	ch := jobs.Channel(w.job)
 	if err := h.feed.subscribe(ctx, ch); err != nil {
-		return nil, fmt.Errorf("subscribe to job %s: %w", w.job, err)
+		return nil, mark{}, fmt.Errorf("subscribe to job %s: %w", w.job, err)
 	}
 	h.pending[ch]++
-	return t.ready, nil
+	return t.ready, t.mark(), nil
 }
 
 func (h *Hub) remove(w *watcher) {
@@ -566,7 +579,7 @@ func (w *watcher) refresh(repair bool) {
 		}
 		var snap *snapshotRead
 		if err == nil {
-			snap, err = h.snapshot(ctx, w.job, repair)
+			snap, err = h.snapshot(ctx, w.job, nil, repair)
 		}
 		if err != nil {
 			code, reason := CloseInternal, "resync failed"
