@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -292,6 +293,7 @@ func (s *Server) Start(l net.Listener) {
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.wg.Go(func() { s.conns.renew(ctx) })
+	s.wg.Go(func() { s.conns.releaseMemory(ctx, debug.FreeOSMemory) })
 	l = netutil.LimitListener(l, s.maxConns)
 	s.wg.Go(func() {
 		var err error
