@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -88,6 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"the server uses, and the embedded one starts empty every time")
 	}
 	log := newLogger(stderr, cfg)
+	if m.runsAPI() || m.runsWorker() {
+		limitMemory(getenv, os.ReadFile, log)
+	}
 	gin.SetMode(gin.ReleaseMode) // gin's debug mode only prints routes; logs are ours
 
 	rdb, closeRedis, err := openRedis(ctx, cfg, m, log)
