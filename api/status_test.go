@@ -1,79 +1,30 @@
 package api_test
 
 import (
-	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/longhaul-dev/longhaul/api"
 	"github.com/longhaul-dev/longhaul/auth"
+	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
-	"github.com/redis/go-redis/v9"
 )
-
-// sentCommands records the commands a client sends, in order, by name.
-type sentCommands struct {
-	mu    sync.Mutex
-	names []string
-}
-
-func (s *sentCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (s *sentCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		s.add(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (s *sentCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			s.add(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (s *sentCommands) add(cmd redis.Cmder) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.names = append(s.names, strings.ToLower(cmd.Name()))
-}
-
-// during returns the commands sent while f ran.
-func (s *sentCommands) during(f func()) []string {
-	s.mu.Lock()
-	from := len(s.names)
-	s.mu.Unlock()
-	f()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.names[from:]...)
-}
-
-func (e *env) recordCommands() *sentCommands {
-	s := &sentCommands{}
-	e.rdb.AddHook(s)
-	return s
-}
 
 func TestStatusIsOneRoundTripAndA304ReadsNoRecord(t *testing.T) {
 	e := newEnv(t, api.Config{})
 	id := e.newJob(t, 70000, 70001)
-	sent := e.recordCommands()
+	sent := redistest.RecordCommands(e.rdb)
 	path := "/v1/download/status/" + id
 
 	var etag, first string
-	cmds := sent.during(func() {
+	cmds := sent.During(func() {
 		resp, body := e.do(t, "GET", path, "", "")
 		etag, first = resp.Header.Get("ETag"), body
 	})
 	if strings.Join(cmds, " ") != "evalsha" && strings.Join(cmds, " ") != "evalsha eval" { // EVAL loads the script once
 		t.Errorf("a first 200 sent %v, want one script", cmds)
 	}
-	cmds = sent.during(func() {
+	cmds = sent.During(func() {
 		if resp, _ := e.do(t, "GET", path, "", "", "If-None-Match", etag); resp.StatusCode != 304 {
 			t.Errorf("If-None-Match %s = %d, want 304", etag, resp.StatusCode)
 		}
@@ -81,7 +32,7 @@ func TestStatusIsOneRoundTripAndA304ReadsNoRecord(t *testing.T) {
 	if len(cmds) != 1 || cmds[0] != "evalsha" {
 		t.Errorf("a 304 sent %v, want one EVALSHA", cmds)
 	}
-	cmds = sent.during(func() {
+	cmds = sent.During(func() {
 		if _, body := e.do(t, "GET", path, "", ""); body != first {
 			t.Errorf("a second 200 at one seq = %s, want the first's body %s", body, first)
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,45 +14,8 @@ import (
 	"github.com/longhaul-dev/longhaul/internal/redistest"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/live"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 )
-
-// commandCounter counts the commands a client sends, by name, as Redis receives them.
-type commandCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			c.count(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (c *commandCounter) count(cmd redis.Cmder) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n[strings.ToLower(cmd.Name())]++
-}
-
-func (c *commandCounter) of(name string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[name]
-}
 
 // countingRenderer renders jobs as JSON and counts the snapshots it renders.
 type countingRenderer struct{ snapshots atomic.Int64 }
@@ -115,7 +77,7 @@ func (s *sink) waitFor(t *testing.T, seq int64) {
 type hubSetup struct {
 	hub    *live.Hub
 	store  *jobs.Store
-	reads  *commandCounter // the commands of the store's client
+	reads  *redistest.Commands // the commands of the store's client
 	render *countingRenderer
 }
 
@@ -123,8 +85,7 @@ func newHubSetup(t *testing.T) hubSetup {
 	t.Helper()
 	rs := redistest.Start(t, redistest.Options{})
 	storeRDB := rs.Client()
-	reads := &commandCounter{n: map[string]int{}}
-	storeRDB.AddHook(reads)
+	reads := redistest.RecordCommands(storeRDB)
 	store := jobs.NewStore(storeRDB, jobs.Options{})
 	render := &countingRenderer{}
 	hub := live.NewHub(rs.Client(), store, render, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
@@ -188,11 +149,11 @@ func TestConcurrentWatchersAtOneSeqShareOneReadAndTheSameBytes(t *testing.T) {
 	if err := s.store.UpdateFile(t.Context(), id, "a", jobs.File{ID: 70000, Status: jobs.StatusProcessing, Percent: 40}); err != nil {
 		t.Fatal(err)
 	}
-	before := s.reads.of("hgetall")
+	before := s.reads.Of("hgetall")
 
 	sinks := s.watchMany(t, id, 200)
 
-	if n := s.reads.of("hgetall") - before; n != 1 {
+	if n := s.reads.Of("hgetall") - before; n != 1 {
 		t.Errorf("200 watchers at one seq read the record %d times, want once", n)
 	}
 	if n := s.render.snapshots.Load(); n != 1 {
@@ -218,7 +179,7 @@ func TestANewerSeqIsNeverAnsweredWithAnOlderSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	early.waitFor(t, 2) // the hub has dispatched seq 2: the snapshot at 1 is old now
-	before := s.reads.of("hgetall")
+	before := s.reads.Of("hgetall")
 
 	late := s.watch(t, id)
 
@@ -226,14 +187,14 @@ func TestANewerSeqIsNeverAnsweredWithAnOlderSnapshot(t *testing.T) {
 	if len(seqs) == 0 || seqs[0] != 2 || !bytes.Contains(msgs[0], []byte(`"percent":50`)) {
 		t.Fatalf("a watcher that joined after seq 2 got %v %q, want a snapshot at seq 2", seqs, msgs)
 	}
-	if n := s.reads.of("hgetall") - before; n != 1 {
+	if n := s.reads.Of("hgetall") - before; n != 1 {
 		t.Errorf("the new watcher read the record %d times, want once (the old snapshot is not reused)", n)
 	}
 	again := s.watch(t, id)
 	if seqs, _ := again.received(); len(seqs) == 0 || seqs[0] != 2 {
 		t.Errorf("another watcher at seq 2 got %v, want the snapshot at seq 2", seqs)
 	}
-	if n := s.reads.of("hgetall") - before; n != 1 {
+	if n := s.reads.Of("hgetall") - before; n != 1 {
 		t.Errorf("two watchers at seq 2 read the record %d times, want once", n)
 	}
 }
