@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/live"
 	"github.com/olahol/melody"
@@ -83,22 +84,43 @@ func (w wsSink) Close(code int, reason string) {
 	w.s.CloseWithMsg(melody.FormatCloseMessage(code, reason))
 }
 
-func handleWebSocket(a *access, store JobStore, cs *conns, m *melody.Melody) gin.HandlerFunc {
+// handleWebSocket checks a WebSocket request, then hands its connection off to melody in a
+// goroutine of its own (see handOff), which sessions counts.
+func handleWebSocket(a *access, store JobStore, cs *conns, m *melody.Melody, sessions *sync.WaitGroup) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		hidden, ok := a.hiddenJob(c, store)
 		if !ok {
+			return
+		}
+		if m.IsClosed() || !websocket.IsWebSocketUpgrade(c.Request) {
+			// Refused here, while the HTTP server still answers the request itself.
+			if m.IsClosed() {
+				writeError(c, a.log, errUnavailable)
+			} else {
+				writeError(c, a.log, errNotAnUpgrade)
+			}
 			return
 		}
 		release, ok := cs.acquire(c)
 		if !ok {
 			return
 		}
-		// melody serves the connection in this goroutine until it ends.
-		defer release()
 		keys := map[string]any{"job": c.Param("job_id"), "hidden": hidden}
-		if err := m.HandleRequestWithKeys(c.Writer, c.Request, keys); errors.Is(err, melody.ErrClosed) {
-			writeError(c, a.log, errUnavailable)
+		// The request outlives its handler: its context must not end with it.
+		r := c.Request.WithContext(context.WithoutCancel(c.Request.Context()))
+		w, err := handOffFrom(c.Writer)
+		if err != nil {
+			release()
+			a.log.DebugContext(r.Context(), "websocket not handed off", "err", err)
+			return
 		}
+		sessions.Go(func() {
+			defer release()
+			defer w.conn.Close()
+			if err := m.HandleRequestWithKeys(w, r, keys); errors.Is(err, melody.ErrClosed) {
+				writeErrorTo(w, errUnavailable)
+			}
+		})
 	}
 }
 
