@@ -460,10 +460,10 @@ func seqOfTags(header string) int64 {
 func handleCancel(a *access, store JobStore, queue Tasks, obs Observer) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
-		if _, ok := a.readJob(c, store); !ok {
+		id := c.Param("job_id")
+		if _, ok := a.peekJob(c, store, id, jobs.Known{Any: true}); !ok {
 			return
 		}
-		id := c.Param("job_id")
 		job, err := store.Cancel(ctx, id)
 		if err != nil {
 			a.writeJobError(c, err)
