@@ -20,11 +20,10 @@ type bodies struct {
 	byJob map[string]encodedBody // guarded by mu
 }
 
-// encodedBody is the status body of one state of a job, and who owns the job.
+// encodedBody is the status body of one state of a job.
 type encodedBody struct {
 	jobs.Version
-	principal string
-	json      []byte
+	json []byte
 }
 
 // bodiesMaxBytes bounds the bodies one API process keeps: a few hundred jobs of 1,000 files.
@@ -50,7 +49,7 @@ func (b *bodies) of(job *jobs.Job) []byte {
 		return e.json
 	}
 	body, _ := json.Marshal(statusOf(job))
-	b.keep(job.ID, encodedBody{Version: v, principal: job.Principal, json: body})
+	b.keep(job.ID, encodedBody{Version: v, json: body})
 	return body
 }
 
