@@ -61,8 +61,11 @@ func (c caller) admin() bool { return c.key != nil && c.key.Role == auth.RoleAdm
 
 // sees reports whether the caller may know of job: its own, every job for an admin, and
 // every job when auth is off (no key, no owner).
-func (c caller) sees(job *jobs.Job) bool {
-	return c.key == nil || c.admin() || job.Principal == c.principal
+func (c caller) sees(job *jobs.Job) bool { return c.owns(job.Principal) }
+
+// owns reports whether the caller may see the jobs of principal.
+func (c caller) owns(principal string) bool {
+	return c.key == nil || c.admin() || principal == c.principal
 }
 
 func principalOfKey(k auth.Key) string { return "key:" + k.ID }
@@ -176,7 +179,9 @@ func (a *access) hiddenJob(c *gin.Context, store JobStore) (hidden, ok bool) {
 	if _, viaTicket := c.Get(ticketChecked); viaTicket || who.key == nil || who.admin() {
 		return false, true
 	}
-	job, err := store.Get(c.Request.Context(), c.Param("job_id"))
+	// Only the owner is needed: a reconnect storm of clients with keys must not read and
+	// decode the whole record once per connection (the watch shares one snapshot).
+	peek, err := store.GetUnless(c.Request.Context(), c.Param("job_id"), jobs.Known{Any: true})
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
 		return false, true // the watch finds it missing, as for anyone
@@ -184,7 +189,7 @@ func (a *access) hiddenJob(c *gin.Context, store JobStore) (hidden, ok bool) {
 		writeError(c, a.log, err)
 		return false, false
 	}
-	return !who.sees(job), true
+	return !who.owns(peek.Principal), true
 }
 
 // refuse answers 401 with the challenge the contract names, or err as it is.
@@ -218,6 +223,22 @@ func (a *access) readJob(c *gin.Context, store JobStore) (*jobs.Job, bool) {
 		return nil, false
 	}
 	return job, true
+}
+
+// peekJob is readJob for a caller that may hold the job's state already (see
+// jobs.Store.GetUnless): the same access check, on the job's owner alone. With
+// jobs.Known{Any: true} it checks access and nothing more: the record is neither read nor
+// decoded.
+func (a *access) peekJob(c *gin.Context, store JobStore, id string, known jobs.Known) (*jobs.Peek, bool) {
+	peek, err := store.GetUnless(c.Request.Context(), id, known)
+	if err == nil && !callerOf(c).owns(peek.Principal) {
+		err = jobs.ErrNotFound
+	}
+	if err != nil {
+		a.writeJobError(c, err)
+		return nil, false
+	}
+	return peek, true
 }
 
 // writeJobError answers a request about a job with err, holding 404s to the not-found rate.
@@ -275,7 +296,7 @@ type ticketBody struct {
 
 func handleTicket(a *access, store JobStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if _, ok := a.readJob(c, store); !ok {
+		if _, ok := a.peekJob(c, store, c.Param("job_id"), jobs.Known{Any: true}); !ok {
 			return
 		}
 		keyID := ""

@@ -111,3 +111,46 @@ func (cs *conns) renew(ctx context.Context) {
 		}
 	}
 }
+
+// releaseDrop is how many live connections must have closed since the most open before the
+// API gives their memory back: each held some 30 KiB of goroutine stacks and buffers.
+const releaseDrop = 1000
+
+// releaseCheck is how often releaseMemory looks at the open connections.
+const releaseCheck = 5 * time.Second
+
+// releaser decides when memory goes back after a wave of live connections ended (a deploy's
+// reconnect storm, a crowd that leaves). Their stacks and buffers are garbage once they
+// close, but an API with little else to do may not collect for two minutes (Go collects as
+// the heap grows, or every two), and the runtime returns free pages to the system slowly.
+type releaser struct{ most int64 }
+
+// after reports whether, with open connections now, enough closed since the most seen to
+// give memory back; it then counts from now.
+func (r *releaser) after(open int64) bool {
+	r.most = max(r.most, open)
+	if r.most-open < releaseDrop {
+		return false
+	}
+	r.most = open
+	return true
+}
+
+// releaseMemory gives memory back with free (debug.FreeOSMemory: a collection, then every
+// free page returned) whenever releaser says, every releaseCheck, until ctx ends.
+func (cs *conns) releaseMemory(ctx context.Context, free func()) {
+	t := time.NewTicker(releaseCheck)
+	defer t.Stop()
+	var r releaser
+	for {
+		select {
+		case <-t.C:
+			if open := cs.open.Load(); r.after(open) {
+				free()
+				cs.log.Debug("gave memory back after live connections closed", "open", open)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}

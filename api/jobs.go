@@ -32,6 +32,7 @@ type JobStore interface {
 	Regressed(ctx context.Context, id string, seen int64) (bool, error)
 	Delete(ctx context.Context, id string) error
 	Get(ctx context.Context, id string) (*jobs.Job, error)
+	GetUnless(ctx context.Context, id string, known jobs.Known) (*jobs.Peek, error)
 	Cancel(ctx context.Context, id string) (*jobs.Job, error)
 	Ping(ctx context.Context) error
 }
@@ -456,43 +457,72 @@ func clip(raw []byte) string {
 	return string(raw)
 }
 
-// etagOf is the status ETag: the job's seq, and for a job with a callback the attempts at
-// delivering its end, whose state the body shows although it is not the job's progress
-// (seq does not move with it).
-func etagOf(job *jobs.Job) string {
-	tag := strconv.FormatInt(job.Seq, 10)
-	if job.Callback != nil {
-		tag += "." + strconv.Itoa(job.Callback.Attempts)
-	}
-	return `"` + tag + `"`
-}
+// etagOf is the status ETag of a state of a job: its seq, and for a job with a callback
+// the count of changes of its delivery once there is one, which the body shows although
+// seq does not move with it (see jobs.Version.Tag).
+func etagOf(v jobs.Version) string { return `"` + v.Tag() + `"` }
 
-func handleStatus(a *access, store JobStore) gin.HandlerFunc {
+// handleStatus answers GET /v1/download/status/{job_id} in one round trip to Redis: a 304
+// when the client's If-None-Match names the job's state, with nothing read or decoded beyond
+// it; a 200 with the body kept for the job's state when there is one, or the record read
+// and encoded in the same trip otherwise.
+func handleStatus(a *access, store JobStore, kept *bodies) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		job, ok := a.readJob(c, store)
+		id, tags := c.Param("job_id"), c.GetHeader("If-None-Match")
+		known := knownOf(tags)
+		cached, hasCached := kept.held(id)
+		if hasCached {
+			known.Cached = cached.Version
+		}
+		peek, ok := a.peekJob(c, store, id, known)
 		if !ok {
 			return
 		}
-		if seen := seqOfTags(c.GetHeader("If-None-Match")); seen > job.Seq {
+		if seen := seqOfTags(tags); seen > peek.Seq {
 			// The client saw a seq the record no longer has: it lost writes (a failover).
 			// Repaired, it takes a new epoch and a higher seq, which every client follows.
-			if _, err := store.Regressed(c.Request.Context(), job.ID, seen); err != nil {
+			if _, err := store.Regressed(c.Request.Context(), id, seen); err != nil {
 				writeError(c, a.log, err)
 				return
 			}
-			if job, ok = a.readJob(c, store); !ok {
+			if peek, ok = a.peekJob(c, store, id, known); !ok {
 				return
 			}
 		}
 		c.Header("Cache-Control", "no-store")
-		c.Header("ETag", etagOf(job))
-		if noneMatch(c.GetHeader("If-None-Match"), etagOf(job)) {
+		c.Header("ETag", etagOf(peek.Version))
+		if noneMatch(tags, etagOf(peek.Version)) {
 			c.Status(http.StatusNotModified)
 			return
 		}
-		c.JSON(http.StatusOK, statusOf(job))
+		body := cached.json // the script found the state of the body kept (see knownOf)
+		if peek.Job != nil {
+			body = kept.of(peek.Job)
+		}
+		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 	}
 }
+
+// knownOf is what an If-None-Match header says the client holds: "*", or the states its
+// entity tags name ("7", W/"7" or "7.2"), which are exactly the tags noneMatch finds equal
+// to a state's ETag. The store then leaves out a record the client has.
+func knownOf(header string) jobs.Known {
+	header = strings.TrimSpace(header)
+	if header == "*" {
+		return jobs.Known{Any: true}
+	}
+	var known jobs.Known
+	for tag := range strings.SplitSeq(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if inner, ok := strings.CutPrefix(tag, `"`); ok && statusTag.MatchString(tag) {
+			known.Tags = append(known.Tags, strings.TrimSuffix(inner, `"`))
+		}
+	}
+	return known
+}
+
+// statusTag is an ETag as the status API writes them.
+var statusTag = regexp.MustCompile(`^"(0|[1-9][0-9]*)(\.[1-9][0-9]*)?"$`)
 
 // noneMatch reports whether an If-None-Match header matches etag, as RFC 9110 (13.1.2) says:
 // "*" matches any current representation, and a list of entity tags matches when one of
@@ -532,10 +562,10 @@ func seqOfTags(header string) int64 {
 func handleCancel(a *access, store JobStore, queue Tasks, hooks *webhook.Announcer, obs Observer) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
-		if _, ok := a.readJob(c, store); !ok {
+		id := c.Param("job_id")
+		if _, ok := a.peekJob(c, store, id, jobs.Known{Any: true}); !ok {
 			return
 		}
-		id := c.Param("job_id")
 		job, err := store.Cancel(ctx, id)
 		if err != nil {
 			a.writeJobError(c, err)

@@ -90,22 +90,25 @@ func (WebhookBodies) FileReadyBody(job *jobs.Job, fileID int64) ([]byte, error) 
 	return nil, fmt.Errorf("file %d is not a ready file of job %s", fileID, job.ID)
 }
 
-// snapshot is the first message of every live connection.
-type snapshot struct {
-	Type  string     `json:"type"`
-	Seq   int64      `json:"seq"`
-	Epoch string     `json:"epoch"`
-	Job   statusBody `json:"job"`
-}
-
-// renderer renders jobs for the hub.
-type renderer struct{}
+// renderer renders jobs for the hub. A snapshot wraps the job's status body, which it
+// shares with the status reads of the same state.
+type renderer struct{ bodies *bodies }
 
 var _ live.Renderer = renderer{}
 
-func (renderer) Snapshot(job *jobs.Job) []byte {
-	msg, _ := json.Marshal(snapshot{Type: "snapshot", Seq: job.Seq, Epoch: job.Epoch, Job: statusOf(job)})
-	return msg
+// Snapshot is the first message of every live connection: {"type":"snapshot","seq","epoch",
+// "job"}, the job being its status body.
+func (r renderer) Snapshot(job *jobs.Job) []byte {
+	body := r.bodies.of(job)
+	epoch, _ := json.Marshal(job.Epoch)
+	msg := make([]byte, 0, len(body)+len(epoch)+64)
+	msg = append(msg, `{"type":"snapshot","seq":`...)
+	msg = strconv.AppendInt(msg, job.Seq, 10)
+	msg = append(msg, `,"epoch":`...)
+	msg = append(msg, epoch...)
+	msg = append(msg, `,"job":`...)
+	msg = append(msg, body...)
+	return append(msg, '}')
 }
 
 // Event passes the store's event on, adding the download URL to the event of a file that

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,8 +174,11 @@ func fileURL(jobID string, fileID int64) string {
 
 // Server is the API: its routes, its live connections and the HTTP server that serves them.
 type Server struct {
-	router   *gin.Engine
-	ws       *melody.Melody
+	router *gin.Engine
+	ws     *melody.Melody
+	// sessions counts the goroutines that serve WebSockets (see handleWebSocket); closeLive
+	// ends them.
+	sessions *sync.WaitGroup
 	hub      *live.Hub
 	conns    *conns
 	http     *http.Server
@@ -198,9 +202,11 @@ func New(cfg Config, d Deps) *Server {
 	if obs == nil {
 		obs = unobserved{}
 	}
-	hub := live.NewHub(d.Redis, d.Store, renderer{}, d.Log.With("component", "hub"), obs)
+	kept := newBodies(bodiesMaxBytes)
+	hub := live.NewHub(d.Redis, d.Store, renderer{kept}, d.Log.With("component", "hub"), obs)
 	hosts := newHostCheck(cfg.Auth, cfg.PublicOrigins, cfg.AllowedOrigins)
 	ws := newMelody(cfg.PingInterval, hosts, hub)
+	sessions := &sync.WaitGroup{}
 	watchOnConnect(ws, hub, log)
 
 	r := gin.New()
@@ -244,12 +250,12 @@ func New(cfg Config, d Deps) *Server {
 		opts: cfg.Tasks, log: log, obs: obs, callbacks: d.Callbacks}
 	get(pathMe, a.identify, handleMe(cfg.Auth))
 	r.POST(pathInitiate, a.identify, start.handle)
-	get(pathStatus, requireJobID(log), a.identify, handleStatus(a, d.Store))
+	get(pathStatus, requireJobID(log), a.identify, handleStatus(a, d.Store, kept))
 	r.DELETE(pathJob, requireJobID(log), a.identify, handleCancel(a, d.Store, d.Tasks, d.Webhooks, obs))
 	get(pathFile, requireJobID(log), a.identify, handleFile(a, d.Store, d.Files, d.Links))
 	r.POST(pathTicket, requireJobID(log), a.identify, handleTicket(a, d.Store))
 	r.GET(pathEvents, requireJobID(log), a.identifyLive, handleEvents(a, d.Store, cs, hub, cfg.PingInterval))
-	r.GET(pathWS, requireJobID(log), a.identifyLive, handleWebSocket(a, d.Store, cs, ws))
+	r.GET(pathWS, requireJobID(log), a.identifyLive, handleWebSocket(a, d.Store, cs, ws, sessions))
 
 	if d.Metrics != nil {
 		get(pathMetrics, a.guardMetrics, gin.WrapH(d.Metrics))
@@ -270,7 +276,7 @@ func New(cfg Config, d Deps) *Server {
 			writeError(c, log, notFound("no such endpoint: %s %s", c.Request.Method, p))
 		}
 	})
-	s := &Server{router: r, ws: ws, hub: hub, conns: cs, maxConns: cfg.MaxConnections, log: log,
+	s := &Server{router: r, ws: ws, sessions: sessions, hub: hub, conns: cs, maxConns: cfg.MaxConnections, log: log,
 		served: make(chan error, 1)}
 	s.tls = [2]string{cfg.TLSCert, cfg.TLSKey}
 	s.http = &http.Server{
@@ -294,6 +300,7 @@ func (s *Server) Start(l net.Listener) {
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.wg.Go(func() { s.conns.renew(ctx) })
+	s.wg.Go(func() { s.conns.releaseMemory(ctx, debug.FreeOSMemory) })
 	l = netutil.LimitListener(l, s.maxConns)
 	s.wg.Go(func() {
 		var err error
@@ -318,6 +325,7 @@ func (s *Server) Err() <-chan error { return s.served }
 // it would wait on SSE streams until they end.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.closeLive(ctx)
+	waitWithin(ctx, s.sessions)
 	if err := s.http.Shutdown(ctx); err != nil {
 		s.log.Warn("http shutdown cut short", "err", err)
 	}
@@ -337,6 +345,16 @@ func (s *Server) closeLive(ctx context.Context) {
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
+	}
+}
+
+// waitWithin waits for wg until ctx ends.
+func waitWithin(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 

@@ -94,24 +94,40 @@ func TestCallbackInTheStatus(t *testing.T) {
 	if diff := cmp.Diff(want, cb); diff != "" {
 		t.Errorf("callback of a new job (-want +got):\n%s", diff)
 	}
-	if !regexp.MustCompile(`^"[0-9]+\.0"$`).MatchString(etag) {
-		t.Errorf("ETag %s, want seq.attempts", etag)
+	if !regexp.MustCompile(`^"[0-9]+"$`).MatchString(etag) {
+		t.Errorf("ETag %s before any delivery, want the seq alone", etag)
 	}
-	if err := e.store.RecordDelivery(t.Context(), created.JobID, jobs.DeliveryPending, 1, "the receiver answered 503"); err != nil {
-		t.Fatal(err)
-	}
-	resp, _ = e.do(t, "GET", "/v1/download/status/"+created.JobID, "", "", "If-None-Match", etag)
-	if resp.StatusCode != 200 {
-		t.Errorf("after a delivery attempt, the old ETag got %d, want 200 with the new state", resp.StatusCode)
-	}
-	if _, cb = status(); cb.Attempts != 1 || cb.LastError != "the receiver answered 503" {
-		t.Errorf("callback after an attempt: %+v", cb)
+	// Each change of the delivery changes the body, seq stays: the tag must change too,
+	// also when only the state does (the attempt that gave up is the last one counted).
+	changes := []struct {
+		state    jobs.DeliveryState
+		attempts int
+	}{{jobs.DeliveryPending, 1}, {jobs.DeliveryFailed, 1}}
+	for _, change := range changes {
+		if err := e.store.RecordDelivery(t.Context(), created.JobID, change.state, change.attempts, "the receiver answered 503"); err != nil {
+			t.Fatal(err)
+		}
+		resp, _ = e.do(t, "GET", "/v1/download/status/"+created.JobID, "", "", "If-None-Match", etag)
+		if resp.StatusCode != 200 {
+			t.Errorf("after the delivery became %s, the old ETag %s got %d, want 200 with the new state", change.state, etag, resp.StatusCode)
+		}
+		var now jobs.Callback
+		if etag, now = status(); now.State != change.state || now.Attempts != change.attempts || now.LastError != "the receiver answered 503" {
+			t.Errorf("callback after the delivery became %s: %+v", change.state, now)
+		}
+		if !regexp.MustCompile(`^"[0-9]+\.[0-9]+"$`).MatchString(etag) {
+			t.Errorf("ETag %s after a delivery change, want seq.changes", etag)
+		}
+		resp, _ = e.do(t, "GET", "/v1/download/status/"+created.JobID, "", "", "If-None-Match", etag)
+		if resp.StatusCode != 304 {
+			t.Errorf("the current ETag %s got %d, want 304", etag, resp.StatusCode)
+		}
 	}
 	// A late report of an earlier attempt changes nothing.
 	if err := e.store.RecordDelivery(t.Context(), created.JobID, jobs.DeliveryPending, 0, "late"); err != nil {
 		t.Fatal(err)
 	}
-	if _, cb = status(); cb.Attempts != 1 || cb.LastError != "the receiver answered 503" {
+	if _, cb = status(); cb.Attempts != 1 || cb.State != jobs.DeliveryFailed {
 		t.Errorf("callback after a late report: %+v", cb)
 	}
 

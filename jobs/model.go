@@ -98,6 +98,9 @@ type Callback struct {
 	Attempts int `json:"attempts"`
 	// LastError says why the last attempt failed; empty when it did not.
 	LastError string `json:"last_error"`
+	// Revision counts the changes of the delivery's state, which change the job's status
+	// body but not its seq (see Version).
+	Revision int `json:"-"`
 }
 
 // DeliveryState is how the delivery of a job's end fares.

@@ -18,7 +18,8 @@ import (
 // id, or a rescue's), enqueued ("1" once its task is known to have been queued),
 // heartbeat_at (ms: the last sign of life of its running attempt), waiting (JSON, or empty:
 // why it waits for a worker); when it has a callback, cb_url, cb_events (comma-separated),
-// cb_state, cb_attempts and cb_error (the delivery of its end); and per file: f:<id> (its entry as JSON), s:<id> (its status)
+// cb_state, cb_attempts and cb_error (the delivery of its end) and cb_rev (how many times
+// those changed); and per file: f:<id> (its entry as JSON), s:<id> (its status)
 // and p:<id> (its percent).
 //
 // Return codes shared by the scripts, read by scriptError.
@@ -297,19 +298,42 @@ return {1, final, redis.call('HGET', job, 'idempotency_key') or ''}
 `
 
 // deliveryBody records the delivery state of a job's end, unless the record is gone or
-// holds a later attempt's already. KEYS: job. ARGV: state, attempt, last error.
+// holds a later attempt's already; cb_rev counts these writes, which change the status body
+// but not seq (see Version). KEYS: job. ARGV: state, attempt, last error.
 const deliveryBody = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if tonumber(ARGV[2]) < (tonumber(redis.call('HGET', KEYS[1], 'cb_attempts')) or 0) then return 0 end
 redis.call('HSET', KEYS[1], 'cb_state', ARGV[1], 'cb_attempts', ARGV[2], 'cb_error', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'cb_rev', 1)
 return 1
+`
+
+// peekBody reads a job unless the caller holds its current state: then it returns only
+// {0, seq, epoch, principal, cb_rev}, else {1, the record as HGETALL gives it}, or {-1} when
+// there is no such job. One round trip either way, and a caller that holds the state decodes
+// nothing. A state is named by its tag: seq, and ".cb_rev" after it once the delivery of a
+// callback changed (see Version.Tag).
+// KEYS: job. ARGV: tags a client holds (comma-separated, or "*" for any), tag and epoch of
+// a state the caller keeps (or "" and "").
+const peekBody = `
+local h = redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'principal', 'cb_rev')
+if not h[1] then return {-1} end
+local seq, epoch, rev = h[1], h[2] or '', h[4] or '0'
+local tag = seq
+if rev ~= '0' then tag = seq .. '.' .. rev end
+local held = ARGV[1] == '*' or (ARGV[2] == tag and ARGV[3] == epoch and epoch ~= '')
+for t in string.gmatch(ARGV[1], '[^,]+') do
+  if t == tag then held = true end
+end
+if held then return {0, seq, epoch, h[3] or '', rev} end
+return {1, redis.call('HGETALL', KEYS[1])}
 `
 
 // scripts are the store's scripts, as one Redis deployment runs them: events go out with
 // PUBLISH, or with SPUBLISH on a Redis Cluster, where a shard channel reaches only the shard
 // of its job (classic PUBLISH is broadcast to every node of a cluster).
 type scripts struct {
-	create, delete, claim, heartbeat, wait, handOver, updateFile, finish, regressed, delivery *redis.Script
+	create, delete, claim, heartbeat, wait, handOver, updateFile, finish, regressed, delivery, peek *redis.Script
 }
 
 func newScripts(sharded bool) scripts {
@@ -322,5 +346,5 @@ func newScripts(sharded bool) scripts {
 	return scripts{create: script(createBody), delete: script(deleteBody), claim: script(claimBody),
 		heartbeat: script(heartbeatBody), wait: script(waitBody), handOver: script(handOverBody),
 		updateFile: script(updateFileBody), finish: script(finishBody), regressed: script(regressedBody),
-		delivery: script(deliveryBody)}
+		delivery: script(deliveryBody), peek: script(peekBody)}
 }

@@ -250,6 +250,92 @@ func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
 	return decodeJob(h)
 }
 
+// Version is one state of a job's record: its seq within its epoch, and for a job with a
+// callback how many times the delivery of its end changed, which changes the job's status
+// body but not its seq (seq counts the job's events).
+type Version struct {
+	Seq        int64
+	Epoch      string
+	Deliveries int
+}
+
+// VersionOf is the state job is in.
+func VersionOf(job *Job) Version {
+	v := Version{Seq: job.Seq, Epoch: job.Epoch}
+	if job.Callback != nil {
+		v.Deliveries = job.Callback.Revision
+	}
+	return v
+}
+
+// Tag names the state within its epoch, as the status ETag does: the seq, and after a dot
+// the count of delivery changes once there is one ("17", "17.2").
+func (v Version) Tag() string {
+	tag := strconv.FormatInt(v.Seq, 10)
+	if v.Deliveries > 0 {
+		tag += "." + strconv.Itoa(v.Deliveries)
+	}
+	return tag
+}
+
+// Known is what a caller holds of a job already, so that GetUnless need not send it again.
+type Known struct {
+	// Tags are the states a client holds, named as Version.Tag does (the entity tags of its
+	// If-None-Match).
+	Tags []string
+	// Any says the client takes whatever the record is now (If-None-Match: *).
+	Any bool
+	// Cached is the state of a body the caller keeps; none if its Epoch is empty.
+	Cached Version
+}
+
+// Peek is what GetUnless found of a job.
+type Peek struct {
+	Version
+	// Principal owns the job, for the caller's access check.
+	Principal string
+	// Job is the whole record, or nil when the caller holds its state already (see Known).
+	Job *Job
+}
+
+// GetUnless reads job id in one script unless the caller knows its current state already:
+// then it returns only the state's seq, epoch and owner, and decodes nothing.
+func (s *Store) GetUnless(ctx context.Context, id string, known Known) (*Peek, error) {
+	tags := "*"
+	if !known.Any {
+		tags = strings.Join(known.Tags, ",")
+	}
+	cachedTag := ""
+	if known.Cached.Epoch != "" {
+		cachedTag = known.Cached.Tag()
+	}
+	res, err := s.scripts.peek.Run(ctx, s.rdb, []string{jobKey(id)}, tags, cachedTag, known.Cached.Epoch).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	switch code, _ := res[0].(int64); code {
+	case 0:
+		seq, _ := strconv.ParseInt(res[1].(string), 10, 64)
+		deliveries, _ := strconv.Atoi(res[4].(string))
+		return &Peek{Version: Version{Seq: seq, Epoch: res[2].(string), Deliveries: deliveries}, Principal: res[3].(string)}, nil
+	case 1:
+		flat, _ := res[1].([]any)
+		h := make(map[string]string, len(flat)/2)
+		for i := 0; i+1 < len(flat); i += 2 {
+			k, _ := flat[i].(string)
+			v, _ := flat[i+1].(string)
+			h[k] = v
+		}
+		job, err := decodeJob(h)
+		if err != nil {
+			return nil, err
+		}
+		return &Peek{Version: VersionOf(job), Principal: job.Principal, Job: job}, nil
+	default:
+		return nil, ErrNotFound
+	}
+}
+
 func decodeJob(h map[string]string) (*Job, error) {
 	j := &Job{ID: h["id"], Status: Status(h["status"]), Epoch: h["epoch"], Principal: h["principal"], Task: h["task"],
 		Enqueued: h["enqueued"] == "1", Files: []File{}}
@@ -270,6 +356,7 @@ func decodeJob(h map[string]string) (*Job, error) {
 	if url := h["cb_url"]; url != "" {
 		j.Callback = &Callback{URL: url, Events: []string{}, State: DeliveryState(h["cb_state"]), LastError: h["cb_error"]}
 		j.Callback.Attempts, _ = strconv.Atoi(h["cb_attempts"])
+		j.Callback.Revision, _ = strconv.Atoi(h["cb_rev"])
 		for e := range strings.SplitSeq(h["cb_events"], ",") {
 			if e != "" {
 				j.Callback.Events = append(j.Callback.Events, e)

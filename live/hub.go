@@ -6,6 +6,11 @@
 // the snapshot, so no event can fall in between; an event with a gap before it, or a lost
 // pub/sub connection, resyncs the watchers with a snapshot.
 //
+// A job's snapshot is read and rendered once per seq, however many watchers ask: watchers
+// that join while a read is in flight wait for it, and later ones get the same bytes for as
+// long as no newer event of the job arrived and no events were lost since it was read. A
+// reconnect storm of thousands of clients of one job costs one read of it.
+//
 // The hub knows nothing of HTTP or of the wire format: sinks (a WebSocket, an SSE stream)
 // carry the messages, and a Renderer turns records and events into their bytes.
 package live
@@ -16,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +103,57 @@ type Hub struct {
 type topic struct {
 	watchers map[*watcher]struct{}
 	ready    chan struct{} // closed once the subscription is confirmed
+
+	// lastSeq and lastEpoch are those of the latest event dispatched to the watchers.
+	lastSeq   int64
+	lastEpoch string
+	// losses counts the times events of the job may have been lost (see Hub.lost): a
+	// snapshot read before the latest loss may be older than events nobody received.
+	losses int
+	// reads counts the snapshot reads begun, which numbers them.
+	reads int
+	// read is the job's latest snapshot read, finished or in flight, which new watchers
+	// share while it suits them (see suits); nil before the first.
+	read *snapshotRead
+}
+
+// snapshotRead is one read of a job's record, rendered once: every watcher that asks for the
+// job's snapshot while it suits them gets the same job and the same bytes.
+type snapshotRead struct {
+	done   chan struct{} // closed once job, msg and err are set
+	number int           // its place among the topic's reads
+	losses int           // the topic's losses when it began
+	job    *jobs.Job
+	msg    []byte
+	err    error
+}
+
+func (r *snapshotRead) finished() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// mark is where a watcher began to wait for a snapshot in its topic's history: every event
+// dispatched after it reaches the watcher (held until the snapshot is sent).
+type mark struct {
+	reads int    // the reads begun by then
+	seq   int64  // the seq and epoch of the latest event dispatched by then
+	epoch string // (empty before any)
+}
+
+func (t *topic) mark() mark { return mark{reads: t.reads, seq: t.lastSeq, epoch: t.lastEpoch} }
+
+// suits reports whether read r, finished, may be the snapshot of a watcher that waits since
+// m: it began after the topic's latest loss, and either after m too, or it is not older than
+// the latest event dispatched before m (so no event falls between the two). Epochs have no
+// order: a read of another epoch than that event's is not taken.
+func (t *topic) suits(r *snapshotRead, m mark) bool {
+	return r.err == nil && r.losses == t.losses &&
+		(r.number > m.reads || m.epoch == "" || (r.job.Epoch == m.epoch && r.job.Seq >= m.seq))
 }
 
 // NewHub returns a hub on rdb, which tells obs what it copes with (nobody if obs is nil). It
@@ -152,6 +209,13 @@ func (h *Hub) confirmed(channel string) { h.confirm(channel) }
 
 func (h *Hub) lost(channels []string) {
 	h.obs.PubSubReconnected()
+	h.mu.Lock()
+	for id, t := range h.topics {
+		if channels == nil || slices.Contains(channels, jobs.Channel(id)) {
+			t.losses++
+		}
+	}
+	h.mu.Unlock()
 	if channels == nil {
 		h.resyncAll()
 		return
@@ -176,7 +240,7 @@ type Held struct {
 // sent nothing. The returned function stops the watch; call it when the client goes away.
 func (h *Hub) Watch(ctx context.Context, id string, sink Sink, held Held) (stop func(), err error) {
 	w := &watcher{hub: h, job: id, sink: sink, seq: held.Seq, epoch: held.Epoch}
-	ready, err := h.add(ctx, w)
+	ready, since, err := h.add(ctx, w)
 	stop = func() { h.remove(w) }
 	if err != nil {
 		stop()
@@ -191,31 +255,96 @@ func (h *Hub) Watch(ctx context.Context, id string, sink Sink, held Held) (stop 
 		stop()
 		return nil, fmt.Errorf("subscribe to job %s: no confirmation in %v", id, resyncTimeout)
 	}
-	job, err := h.store.Get(ctx, id)
+	snap, err := h.snapshot(ctx, id, &since, false)
 	if err != nil {
 		stop()
 		return nil, err
 	}
-	w.start(job)
+	w.start(snap)
 	return stop, nil
 }
 
-func (h *Hub) add(ctx context.Context, w *watcher) (<-chan struct{}, error) {
+// maxSnapshotReads bounds the reads one watcher waits for: the second always suits unless
+// events were lost meanwhile.
+const maxSnapshotReads = 3
+
+// errUnwatched: a snapshot was asked for a job nobody watches any more.
+var errUnwatched = errors.New("nobody watches it any more")
+
+// snapshot returns a snapshot of job id for a watcher of its topic, whose subscription is
+// live, that waits since m (or since now, if m is nil): the topic's latest read when it
+// suits the watcher, or the one in flight (concurrent callers wait on one read), or a new
+// one. With fresh, it reads anew: the record was just repaired.
+func (h *Hub) snapshot(ctx context.Context, id string, m *mark, fresh bool) (*snapshotRead, error) {
+	for reads := 1; ; reads++ {
+		h.mu.Lock()
+		t := h.topics[id]
+		if t == nil {
+			h.mu.Unlock()
+			return nil, fmt.Errorf("snapshot of job %s: %w", id, errUnwatched)
+		}
+		if m == nil {
+			now := t.mark()
+			m = &now
+		}
+		r := t.read
+		if r == nil || fresh || r.losses != t.losses || (r.finished() && !t.suits(r, *m)) {
+			r = h.startRead(t, id)
+		}
+		fresh = false
+		h.mu.Unlock()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		h.mu.Lock()
+		ok := t.suits(r, *m)
+		h.mu.Unlock()
+		if ok || reads == maxSnapshotReads {
+			return r, nil
+		}
+	}
+}
+
+// startRead reads job id's record and renders its snapshot in the background, as the
+// topic's latest read; h.mu must be held.
+func (h *Hub) startRead(t *topic, id string) *snapshotRead {
+	t.reads++
+	r := &snapshotRead{done: make(chan struct{}), number: t.reads, losses: t.losses}
+	t.read = r
+	h.wg.Go(func() {
+		defer close(r.done)
+		ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
+		defer cancel()
+		if r.job, r.err = h.store.Get(ctx, id); r.err == nil {
+			r.msg = h.render.Snapshot(r.job)
+		}
+	})
+	return r
+}
+
+// add makes w a watcher of its job's topic, and returns when the topic's subscription is
+// ready and the mark from which w receives every event.
+func (h *Hub) add(ctx context.Context, w *watcher) (<-chan struct{}, mark, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t, ok := h.topics[w.job]
 	if ok {
 		t.watchers[w] = struct{}{}
-		return t.ready, nil
+		return t.ready, t.mark(), nil
 	}
 	t = &topic{watchers: map[*watcher]struct{}{w: {}}, ready: make(chan struct{})}
 	h.topics[w.job] = t
 	ch := jobs.Channel(w.job)
 	if err := h.feed.subscribe(ctx, ch); err != nil {
-		return nil, fmt.Errorf("subscribe to job %s: %w", w.job, err)
+		return nil, mark{}, fmt.Errorf("subscribe to job %s: %w", w.job, err)
 	}
 	h.pending[ch]++
-	return t.ready, nil
+	return t.ready, t.mark(), nil
 }
 
 func (h *Hub) remove(w *watcher) {
@@ -265,6 +394,7 @@ func (h *Hub) dispatch(id string, payload []byte) {
 	t := h.topics[id]
 	var ws []*watcher
 	if t != nil {
+		t.lastSeq, t.lastEpoch = ev.Seq, ev.Epoch
 		ws = make([]*watcher, 0, len(t.watchers))
 		for w := range t.watchers {
 			ws = append(ws, w)
@@ -358,7 +488,8 @@ const maxHeld = 256
 // start sends a snapshot, then the events held meanwhile that are newer. A snapshot older
 // than what the client already has, in the same epoch (or the client knows no epoch), is a
 // record that lost writes (a failover): it is repaired, and its new epoch sent instead.
-func (w *watcher) start(job *jobs.Job) {
+func (w *watcher) start(snap *snapshotRead) {
+	job := snap.job
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
@@ -369,7 +500,7 @@ func (w *watcher) start(job *jobs.Job) {
 		return
 	}
 	w.started, w.seq, w.epoch = true, job.Seq, job.Epoch
-	w.sink.Send(job.Seq, w.hub.render.Snapshot(job))
+	w.sink.Send(job.Seq, snap.msg)
 	if job.Status.Terminal() {
 		w.finish()
 		return
@@ -494,7 +625,7 @@ func (w *watcher) refresh(repairBelow int64) {
 	h := w.hub
 	h.obs.Resynced()
 	h.wg.Go(func() {
-		job, err := h.snapshot(w.job, repairBelow)
+		snap, err := h.resnapshot(w.job, repairBelow)
 		if err != nil {
 			code, reason := CloseInternal, "resync failed"
 			if errors.Is(err, jobs.ErrNotFound) {
@@ -510,7 +641,7 @@ func (w *watcher) refresh(repairBelow int64) {
 			w.sink.Close(code, reason)
 			return
 		}
-		w.start(job)
+		w.start(snap)
 	})
 }
 
@@ -519,23 +650,26 @@ func (w *watcher) refresh(repairBelow int64) {
 // once Redis answers, rather than being closed only to reconnect into the same outage.
 const resyncRetryWindow = 15 * time.Second
 
-// snapshot reads job id's record for a resync, after repairing it when it is below
-// repairBelow (0: no repair), retrying through an outage of Redis for resyncRetryWindow. The store's
-// refusals (the job is gone) are not retried.
-func (h *Hub) snapshot(id string, repairBelow int64) (*jobs.Job, error) {
+// resnapshot gets job id's snapshot for a resync, after repairing the record when it is
+// below repairBelow (0: no repair), retrying through an outage of Redis for
+// resyncRetryWindow. The store's refusals (the job is gone) are not retried, nor a job
+// nobody watches any more.
+func (h *Hub) resnapshot(id string, repairBelow int64) (*snapshotRead, error) {
 	deadline := time.Now().Add(resyncRetryWindow)
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
-		job, err := h.readSnapshot(id, repairBelow)
-		if err == nil || jobs.Refused(err) || h.ctx.Err() != nil || time.Now().After(deadline) {
-			return job, err
+		snap, err := h.tryResnapshot(id, repairBelow)
+		if err == nil || jobs.Refused(err) || errors.Is(err, errUnwatched) || h.ctx.Err() != nil ||
+			time.Now().After(deadline) {
+			return snap, err
 		}
 		sleep(h.ctx, delay)
 	}
 }
 
-// readSnapshot is one try of snapshot. A repair that went through and a read that then
-// failed are tried again whole: a record repaired already has nothing left to repair.
-func (h *Hub) readSnapshot(id string, repairBelow int64) (*jobs.Job, error) {
+// tryResnapshot is one try of resnapshot. A repair that went through and a read that then
+// failed are tried again whole: a record repaired already has nothing left to repair. A
+// repaired record is read anew, not taken from a read shared with other watchers.
+func (h *Hub) tryResnapshot(id string, repairBelow int64) (*snapshotRead, error) {
 	ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
 	defer cancel()
 	if repairBelow > 0 {
@@ -543,5 +677,5 @@ func (h *Hub) readSnapshot(id string, repairBelow int64) (*jobs.Job, error) {
 			return nil, err
 		}
 	}
-	return h.store.Get(ctx, id)
+	return h.snapshot(ctx, id, nil, repairBelow > 0)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -91,6 +92,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(stderr, cfg)
 	if ownsProcessLog {
 		redis.SetLogger(redisLog{log.With("component", "redis")})
+	}
+	if m.runsAPI() || m.runsWorker() {
+		limitMemory(getenv, os.ReadFile, log)
 	}
 	gin.SetMode(gin.ReleaseMode) // gin's debug mode only prints routes; logs are ours
 
