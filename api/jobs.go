@@ -291,7 +291,9 @@ func enqueue(ctx context.Context, queue Enqueuer, id, principal string, files in
 	if err != nil {
 		return err
 	}
-	if _, err := queue.EnqueueContext(ctx, task); err != nil {
+	// A conflict is this job's own task, its id being the job's: a concurrent retry with the
+	// same Idempotency-Key found the job without it and queued it first (see replay).
+	if _, err := queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue job %s: %w", id, err)
 	}
 	return nil
