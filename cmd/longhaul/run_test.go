@@ -169,6 +169,7 @@ type jobStatus struct {
 	JobID    string `json:"job_id"`
 	Status   string `json:"status"`
 	Seq      int64  `json:"seq"`
+	Epoch    string `json:"epoch"`
 	Progress struct {
 		Percent float64 `json:"percent"`
 	} `json:"progress"`

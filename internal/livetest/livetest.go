@@ -18,6 +18,7 @@ import (
 type Message struct {
 	Type    string          `json:"type"`
 	Seq     int64           `json:"seq"`
+	Epoch   string          `json:"epoch"`
 	Status  string          `json:"status"`
 	FileID  int64           `json:"file_id"`
 	Percent float64         `json:"percent"`
