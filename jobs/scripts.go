@@ -72,6 +72,17 @@ local function progress()
     ready
 end
 
+-- above continues the record above floor, the highest seq its writer has been given, in
+-- the epoch named epoch, when it is below it: writes were lost (a failover, a crash of Redis
+-- within its AOF second), clients may have seen them, and the writes that follow would
+-- reuse their seqs in the same epoch. No floor ('') leaves the record as it is.
+local function above(floor, epoch)
+  floor = tonumber(floor)
+  if floor and tonumber(redis.call('HGET', job, 'seq')) < floor then
+    redis.call('HSET', job, 'seq', floor, 'epoch', epoch)
+  end
+end
+
 -- emit takes the next seq and publishes an event; rest is its JSON after "job_id".
 local function emit(kind, rest)
   local seq = redis.call('HINCRBY', job, 'seq', 1)
@@ -176,14 +187,16 @@ end
 return 1
 `
 
-// heartbeatBody is a sign of life of the owning attempt. ARGV: token, now (ms).
+// heartbeatBody is a sign of life of the owning attempt; it returns the job's seq. ARGV:
+// token, now (ms), the attempt's floor and a new epoch (see above).
 const heartbeatBody = prelude + `
 local status = redis.call('HGET', job, 'status')
 if not status then return -1 end
 if status ~= 'processing' then return -2 end
 if fenced(ARGV[1]) then return -3 end
+above(ARGV[3], ARGV[4])
 alive(ARGV[2])
-return 1
+return tonumber(redis.call('HGET', job, 'seq'))
 `
 
 // waitBody says that a running job waits for a worker, unless its attempt showed a sign
@@ -233,7 +246,8 @@ return 1
 // updateFileBody sets one file's state for the owning attempt, a sign of life too. A
 // terminal file never changes again and a percent never goes backwards. A file that
 // becomes ready is recorded in the audit list (KEYS[3]), which outlives the worker that
-// made it. ARGV: token, file id, status, percent, entry JSON, now, now (ms).
+// made it. It returns the file event's seq. ARGV: token, file id, status, percent, entry
+// JSON, now, now (ms), the attempt's floor and a new epoch (see above).
 const updateFileBody = prelude + `
 local status = redis.call('HGET', job, 'status')
 if not status then return -1 end
@@ -244,6 +258,7 @@ local state = redis.call('HMGET', job, 's:' .. id, 'p:' .. id)
 if not state[1] then return -6 end
 if terminal[state[1]] then return -4 end
 if tonumber(ARGV[4]) < tonumber(state[2]) then return -5 end
+above(ARGV[8], ARGV[9])
 redis.call('HSET', job, 'updated_at', ARGV[6])
 alive(ARGV[7])
 if ARGV[3] == 'ready' then
@@ -261,7 +276,8 @@ return setFile(id, ARGV[3], ARGV[4], ARGV[5])
 // needs no token; its error (ARGV[5]) is null unless the job was canceled for a reason
 // other than its owner's wish (an operator's cancel in the dashboard). The record expires after the retention, and leaves its group's
 // index. It returns {1, final status, idempotency key name or ""}. ARGV: mode, token, now,
-// retention in seconds, job error JSON, file error JSON.
+// retention in seconds, job error JSON, file error JSON, and for the owner's modes its floor
+// and a new epoch (see above).
 const finishBody = prelude + `
 local status = redis.call('HGET', job, 'status')
 if not status then return {-1} end
@@ -270,6 +286,7 @@ local mode = ARGV[1]
 local byOwner = mode == 'complete' or mode == 'fail'
 local failing = mode == 'fail' or mode == 'abandon'
 if byOwner and fenced(ARGV[2]) then return {-3} end
+if byOwner then above(ARGV[7], ARGV[8]) end
 local open = {}
 for _, id in ipairs(ids()) do
   if not terminal[redis.call('HGET', job, 's:' .. id)] then open[#open+1] = id end

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,6 +50,46 @@ type Store struct {
 	// newEpoch names one history of a job's record: a new one begins when the record is
 	// created or repaired after it lost writes (see Regressed).
 	newEpoch func() string
+	// floors holds, per job this process runs an attempt of, the highest seq its writes
+	// were given (see floor).
+	floors floors
+}
+
+// floors remember the highest seq each running attempt's writes were given, so that its
+// next write finds out when the record lost some of them (a failover, or a crash of Redis
+// within its AOF second): the record then goes on above them, in a new epoch, and no
+// client that saw a lost seq mistakes a later write for it. Writes of another process (a
+// cancel from the API) take the record as it is.
+type floors struct {
+	mu   sync.Mutex
+	byID map[string]int64
+}
+
+// of is the floor of job id as a script argument: "" when none is known.
+func (f *floors) of(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if seq, ok := f.byID[id]; ok {
+		return strconv.FormatInt(seq, 10)
+	}
+	return ""
+}
+
+// raise records that a write of job id was given seq.
+func (f *floors) raise(id string, seq int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byID == nil {
+		f.byID = map[string]int64{}
+	}
+	f.byID[id] = max(f.byID[id], seq)
+}
+
+// forget drops the floor of a job whose attempt here ended.
+func (f *floors) forget(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.byID, id)
 }
 
 // Defaults of Options, also the defaults of the settings that configure them.
@@ -398,7 +439,12 @@ func (s *Store) ClaimFor(ctx context.Context, id, taskID, token string) (*Job, e
 	if err := s.run(ctx, s.scripts.claim, id, token, s.timestamp(), taskID, s.now().UnixMilli()); err != nil {
 		return nil, fmt.Errorf("claim job %s: %w", id, err)
 	}
-	return s.Get(ctx, id)
+	job, err := s.Get(ctx, id)
+	if err == nil {
+		s.floors.forget(id) // an attempt before this one, in this process, is over
+		s.floors.raise(id, job.Seq)
+	}
+	return job, err
 }
 
 // Regressed repairs the record of job id when its seq is below seen, a seq someone saw: it
@@ -418,9 +464,28 @@ func (s *Store) Regressed(ctx context.Context, id string, seen int64) (bool, err
 // Heartbeat records that the attempt with the given token is alive. A job said to wait for
 // a worker says it no longer does.
 func (s *Store) Heartbeat(ctx context.Context, id, token string) error {
-	if err := s.run(ctx, s.scripts.heartbeat, id, token, s.now().UnixMilli()); err != nil {
+	if err := s.runAbove(ctx, s.scripts.heartbeat, id, token, s.now().UnixMilli()); err != nil {
 		return fmt.Errorf("heartbeat of job %s: %w", id, err)
 	}
+	return nil
+}
+
+// runAbove runs a script of the running attempt's writes with the job's floor and a new
+// epoch after args, and raises the floor to the seq it returns (see floors). A refusal
+// that ends the attempt (the job is gone or ended, another attempt owns it) ends what this
+// process keeps of the job.
+func (s *Store) runAbove(ctx context.Context, script *redis.Script, id string, args ...any) error {
+	seq, err := script.Run(ctx, s.rdb, s.keys(id), append(args, s.floors.of(id), s.newEpoch())...).Int64()
+	if err != nil {
+		return err
+	}
+	if err := scriptError(seq); err != nil {
+		if attemptOver(err) {
+			s.floors.forget(id)
+		}
+		return err
+	}
+	s.floors.raise(id, seq)
 	return nil
 }
 
@@ -466,7 +531,7 @@ func (s *Store) UpdateFile(ctx context.Context, id, token string, f File) error 
 	if err != nil {
 		return fmt.Errorf("encode file %d of job %s: %w", f.ID, id, err)
 	}
-	err = s.run(ctx, s.scripts.updateFile, id, token, f.ID, string(f.Status),
+	err = s.runAbove(ctx, s.scripts.updateFile, id, token, f.ID, string(f.Status),
 		strconv.FormatFloat(f.Percent, 'f', -1, 64), entry, s.timestamp(), s.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("update file %d of job %s: %w", f.ID, id, err)
@@ -524,14 +589,22 @@ func (s *Store) finish(ctx context.Context, mode, id, token string, jobErr Error
 		errJSON, _ = json.Marshal(jobErr)
 	}
 	fileErrJSON, _ := json.Marshal(fileErr)
+	floor := ""
+	if mode == "complete" || mode == "fail" {
+		floor = s.floors.of(id)
+	}
 	res, err := s.scripts.finish.Run(ctx, s.rdb, s.keys(id),
-		mode, token, s.timestamp(), int64(s.retention/time.Second), errJSON, fileErrJSON).Slice()
+		mode, token, s.timestamp(), int64(s.retention/time.Second), errJSON, fileErrJSON, floor, s.newEpoch()).Slice()
 	if err != nil {
 		return "", err
 	}
 	if code, _ := res[0].(int64); code < 0 {
+		if err := scriptError(code); attemptOver(err) {
+			s.floors.forget(id)
+		}
 		return "", scriptError(code)
 	}
+	s.floors.forget(id)
 	// The idempotency key, named in the record, now lives as long as its job. It shares the
 	// job's slot, but a script may only touch the keys it is given, and only the record
 	// knows this one's name.
@@ -568,6 +641,11 @@ func Refused(err error) bool {
 		}
 	}
 	return false
+}
+
+// attemptOver reports whether a refusal means that the attempt can write no more.
+func attemptOver(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrFinished) || errors.Is(err, ErrFenced)
 }
 
 // keys are the keys every script of job id is given, as the prelude names them.

@@ -81,6 +81,36 @@ func TestLiveClientsThatSawLostWritesEndOnTheJobsRealState(t *testing.T) {
 		j.checkEndedOnTheRecord(t, string(last.Job.Status), last.Seq, last.Epoch, string(last.Job.Files[0].Status))
 	})
 
+	t.Run("a poller that holds the ETag of a lost seq", func(t *testing.T) {
+		j := w.start(t)
+		j.writeWhatWillBeLost(t)
+		held := `"` + itoa(j.lostSeq) + `"`
+		// The worker that made the lost writes goes on: as many writes as were lost, the
+		// last the job's end, which in the old epoch would be the very seq the poller holds.
+		j.lose(t)
+		j.progress(t, 50)
+		j.finish(t, w.store)
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/v1/download/status/"+j.id, nil)
+		req.Header.Set("If-None-Match", held)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("If-None-Match %s after the loss: %d, want 200 with the job's end", held, resp.StatusCode)
+		}
+		var got jobStatus
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		file := ""
+		if len(got.Files) == 1 {
+			file = got.Files[0].Status
+		}
+		j.checkEndedOnTheRecord(t, got.Status, got.Seq, got.Epoch, file)
+	})
+
 	comingBack := []struct {
 		name string
 		held func(j *lossyJob) (url.Values, string)
@@ -177,20 +207,33 @@ func (j *lossyJob) writeWhatWillBeLost(t *testing.T) {
 	j.lostSeq = job.Seq
 }
 
-// loseAndFinish brings the saved record back, as the new master of a failover has it, and
-// goes on as the worker does: from what the record says now, to the end. The job ends at a
-// seq below the one clients saw, so a client that waits for a higher one waits forever.
-func (j *lossyJob) loseAndFinish(t *testing.T) {
+// lose brings the saved record back, as the new master of a failover has it.
+func (j *lossyJob) lose(t *testing.T) {
 	t.Helper()
-	ctx := t.Context()
-	if err := j.w.rdb.RestoreReplace(ctx, jobs.RecordKey(j.id), 0, j.saved).Err(); err != nil {
+	if err := j.w.rdb.RestoreReplace(t.Context(), jobs.RecordKey(j.id), 0, j.saved).Err(); err != nil {
 		t.Fatal(err)
 	}
-	err := j.w.store.UpdateFile(ctx, j.id, "attempt", jobs.File{ID: lossyFile, Status: jobs.StatusReady, Percent: 100, Size: 1})
+}
+
+// loseAndFinish loses the writes since the saved record and goes on as a worker does that
+// knows nothing of them (a worker lost in the same failover, its attempt taken over): from
+// what the record says now, to the end. The job ends at a seq below the one clients saw,
+// so a client that waits for a higher one waits forever, unless the API repairs it.
+func (j *lossyJob) loseAndFinish(t *testing.T) {
+	t.Helper()
+	j.lose(t)
+	j.finish(t, jobs.NewStore(j.w.rdb, jobs.Options{}))
+}
+
+// finish ends the job's one file ready and the job completed through store.
+func (j *lossyJob) finish(t *testing.T, store *jobs.Store) {
+	t.Helper()
+	ctx := t.Context()
+	err := store.UpdateFile(ctx, j.id, "attempt", jobs.File{ID: lossyFile, Status: jobs.StatusReady, Percent: 100, Size: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.w.store.Complete(ctx, j.id, "attempt"); err != nil {
+	if _, err := store.Complete(ctx, j.id, "attempt"); err != nil {
 		t.Fatal(err)
 	}
 }
