@@ -229,11 +229,11 @@ describe('behind an nginx that strips the WebSocket upgrade', () => {
       );
       assert.ok(!lines.some((l) => l.status === 101), 'nginx upgraded nothing');
       for (const l of lines.filter((x) => x.path.startsWith('/ws/download/'))) {
-        assert.equal(l.status, 400, `nginx logged ${l.method} ${l.path} ${l.status}`);
+        assert.equal(l.status, 400, `nginx logged ${l.method} ${l.target} ${l.status}`);
       }
       for (const l of lines.filter((x) => /\/events$/.test(x.path))) {
         // 499: the page closed the stream itself once the job was over.
-        assert.ok([200, 499].includes(l.status), `nginx logged ${l.method} ${l.path} ${l.status}`);
+        assert.ok([200, 499].includes(l.status), `nginx logged ${l.method} ${l.target} ${l.status}`);
       }
     } catch (err) {
       err.message += `\n--- nginx error log (end):\n${nginx.errorLog().slice(-2000)}`;

@@ -222,14 +222,18 @@ function launchNginx(bin, dir, port, config) {
     errorLog: () => (removed ? '' : read('error.log')) + output + (exited?.error ? `\nspawn: ${exited.error}` : ''),
     /** accessLog is nginx's access log so far. */
     accessLog: () => (removed ? '' : read('access.log')),
-    /** accessLines parses the access log (combined format) into { method, path, status }. */
+    /**
+     * accessLines parses the access log (combined format) into { method, target, path, status }:
+     * target as requested, path without its query (live channels carry ?seq=&epoch= when a
+     * page comes back to them).
+     */
     accessLines() {
       return n
         .accessLog()
         .split('\n')
         .map((l) => /"(\S+) (\S+) HTTP\/[\d.]+" (\d{3}) /.exec(l))
         .filter(Boolean)
-        .map((m) => ({ method: m[1], path: m[2], status: Number(m[3]) }));
+        .map((m) => ({ method: m[1], target: m[2], path: m[2].split('?')[0], status: Number(m[3]) }));
     },
     /** stop kills nginx, waits until it has exited, and removes its directory. */
     async stop() {
