@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"os"
@@ -51,6 +52,10 @@ func latencyPoints(rs []Result, q float64) plotter.XYs {
 	return pts
 }
 
+// errNothingToChart is WriteChart's answer for a run of stages that have no latencies to
+// draw (such as -only afterclose).
+var errNothingToChart = errors.New("nothing to chart")
+
 // WriteChart draws latency against load for the request stages, and the fan-out's
 // delivery latency, side by side in one PNG.
 func (r *Report) WriteChart(path string) error {
@@ -78,7 +83,7 @@ func (r *Report) WriteChart(path string) error {
 		row = append(row, p)
 	}
 	if len(row) == 0 {
-		return fmt.Errorf("nothing to chart")
+		return errNothingToChart
 	}
 	width := vg.Points(float64(430 * len(row)))
 	img := vgimg.New(width, vg.Points(380))

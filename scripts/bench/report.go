@@ -2,6 +2,7 @@ package main
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -491,14 +492,18 @@ func clientText(kind string) string {
 // Write writes the Markdown report to path and its chart beside it.
 func (r *Report) Write(path string) error {
 	chart := chartPath(path)
-	if err := r.WriteChart(chart); err != nil {
+	name := filepath.Base(chart)
+	switch err := r.WriteChart(chart); {
+	case errors.Is(err, errNothingToChart):
+		name = ""
+	case err != nil:
 		return fmt.Errorf("draw %s: %w", chart, err)
 	}
-	return os.WriteFile(path, []byte(r.Markdown(filepath.Base(chart))), 0o644)
+	return os.WriteFile(path, []byte(r.Markdown(name)), 0o644)
 }
 
 // Markdown is the whole report: how it was run, where, the results with what produced
-// each, the chart, and the findings.
+// each, the chart (the file named chart, if not ""), and the findings.
 func (r *Report) Markdown(chart string) string {
 	var b strings.Builder
 	p, m := r.Plan, r.Machine
@@ -613,11 +618,18 @@ those explain most of the variation between runs.
 		}
 		fmt.Fprintf(&b, "\n%s\n\n`%s`: %s\n\n%s\n", sec.title, sec.cmd, sec.what, strings.Trim(body, "\n"))
 	}
-	fmt.Fprintf(&b, "\n## Latency against load\n\n![Latency against load](%s)\n\n"+
+	if chart != "" {
+		r.chartSection(&b, chart)
+	}
+	b.WriteString("\n" + strings.TrimSpace(findings) + "\n")
+	return b.String()
+}
+
+// chartSection shows the chart and says what it draws.
+func (r *Report) chartSection(b *strings.Builder, chart string) {
+	fmt.Fprintf(b, "\n## Latency against load\n\n![Latency against load](%s)\n\n"+
 		"Left and middle: p50 (dashed) and p99 latency (log scale) against the rate reached with 1, 8 and 64 clients, for "+
 		"longhaul and each peer (`go -C scripts run ./bench -only initiate,status`). Right: the fan-out's delivery latency at "+
 		"each share of deliveries, for longhaul, the Node peer and longhaul at scale, beside the same events' latency to a plain "+
 		"Redis subscriber (`go -C scripts run ./bench -only fanout,scale`).\n", chart)
-	b.WriteString("\n" + strings.TrimSpace(findings) + "\n")
-	return b.String()
 }
