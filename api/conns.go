@@ -112,27 +112,36 @@ func (cs *conns) renew(ctx context.Context) {
 	}
 }
 
-// releaseDrop is how many live connections must have closed since the most open before the
-// API gives their memory back: each held some 30 KiB of goroutine stacks and buffers.
-const releaseDrop = 1000
+// releaseWave is how many live connections must have opened or closed since memory was
+// last given back before it is given back again: each held some 20 KiB of goroutine stacks
+// and buffers while it was open, and left as much garbage behind when it upgraded.
+const releaseWave = 1000
 
-// releaseCheck is how often releaseMemory looks at the open connections.
-const releaseCheck = 5 * time.Second
+// releaseCheck is how often releaseMemory looks at the open connections; a wave has
+// settled when the count moved by less than a tenth of releaseWave in one check.
+const releaseCheck = time.Second
 
-// releaser decides when memory goes back after a wave of live connections ended (a deploy's
-// reconnect storm, a crowd that leaves). Their stacks and buffers are garbage once they
-// close, but an API with little else to do may not collect for two minutes (Go collects as
-// the heap grows, or every two), and the runtime returns free pages to the system slowly.
-type releaser struct{ most int64 }
+// releaser decides when memory goes back after a wave of live connections settles: a
+// deploy's reconnect storm, a crowd that arrives or leaves. A closed connection's stacks and
+// buffers are garbage, and so are the HTTP server's buffers of every connection that
+// upgraded; the stacks that the upgrades grew only shrink in a collection. An API with
+// little else to do may not collect for two minutes (Go collects as the heap grows, or
+// every two), and the runtime returns free pages to the system slowly.
+type releaser struct {
+	most, least int64 // the most and fewest open since memory was last given back
+	last        int64 // open at the previous check
+}
 
-// after reports whether, with open connections now, enough closed since the most seen to
-// give memory back; it then counts from now.
+// after reports whether, with open connections now, a wave has come and settled since
+// memory was last given back; it then counts from now.
 func (r *releaser) after(open int64) bool {
-	r.most = max(r.most, open)
-	if r.most-open < releaseDrop {
+	r.most, r.least = max(r.most, open), min(r.least, open)
+	settled := max(open-r.last, r.last-open) < releaseWave/10
+	r.last = open
+	if !settled || (r.most-open < releaseWave && open-r.least < releaseWave) {
 		return false
 	}
-	r.most = open
+	r.most, r.least = open, open
 	return true
 }
 
@@ -147,7 +156,7 @@ func (cs *conns) releaseMemory(ctx context.Context, free func()) {
 		case <-t.C:
 			if open := cs.open.Load(); r.after(open) {
 				free()
-				cs.log.Debug("gave memory back after live connections closed", "open", open)
+				cs.log.Debug("gave memory back after a wave of live connections", "open", open)
 			}
 		case <-ctx.Done():
 			return

@@ -37,7 +37,12 @@ func handOffFrom(w http.ResponseWriter) (*handOff, error) {
 	return &handOff{conn: conn, header: header}, nil
 }
 
-func (h *handOff) Header() http.Header { return h.header }
+func (h *handOff) Header() http.Header {
+	if h.header == nil {
+		h.header = http.Header{}
+	}
+	return h.header
+}
 
 func (h *handOff) WriteHeader(status int) {
 	if h.status == 0 {
@@ -53,8 +58,8 @@ func (h *handOff) Write(p []byte) (int, error) {
 		if h.status == 0 {
 			h.status = http.StatusOK
 		}
-		h.header.Set("Connection", "close")
-		h.header.Set("Content-Length", strconv.Itoa(len(p)))
+		h.Header().Set("Connection", "close")
+		h.Header().Set("Content-Length", strconv.Itoa(len(p)))
 		head := fmt.Sprintf("HTTP/1.1 %d %s\r\n", h.status, http.StatusText(h.status))
 		if _, err := h.conn.Write([]byte(head)); err != nil {
 			return 0, err
@@ -72,5 +77,8 @@ func (h *handOff) Write(p []byte) (int, error) {
 // Hijack gives the upgrader the connection, with buffers of the least size: it reads
 // through one of its own (wsReadBuffer) and writes through its pool.
 func (h *handOff) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	// The upgrader has the response's headers already (melody hands it Header()), and
+	// nothing is answered through this writer after: the connection need not keep them.
+	h.header = nil
 	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(h.conn, 16), bufio.NewWriterSize(h.conn, 16)), nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/longhaul-dev/longhaul/jobs"
 	"github.com/longhaul-dev/longhaul/live"
+	"github.com/longhaul-dev/longhaul/requestid"
 	"github.com/olahol/melody"
 )
 
@@ -111,8 +112,7 @@ func handleWebSocket(a *access, store JobStore, cs *conns, m *melody.Melody, ses
 			return
 		}
 		keys := map[string]any{"job": c.Param("job_id"), "hidden": hidden, "held": held}
-		// The request outlives its handler: its context must not end with it.
-		r := c.Request.WithContext(context.WithoutCancel(c.Request.Context()))
+		r := sessionRequest(c.Request)
 		w, err := handOffFrom(c.Writer)
 		if err != nil {
 			release()
@@ -127,6 +127,25 @@ func handleWebSocket(a *access, store JobStore, cs *conns, m *melody.Melody, ses
 			}
 		})
 	}
+}
+
+// handshakeHeaders are the headers of a WebSocket request that its upgrade reads.
+var handshakeHeaders = []string{"Connection", "Upgrade", "Origin", "Sec-Websocket-Key", "Sec-Websocket-Version",
+	"Sec-Websocket-Protocol", "Sec-Websocket-Extensions"}
+
+// sessionRequest is what melody keeps of a WebSocket request for as long as the connection
+// lasts: the handshake's headers and the request id, rather than every header a browser
+// sends, the router's state and the HTTP server's context. Its
+// context does not end with the handler, which returns at once.
+func sessionRequest(r *http.Request) *http.Request {
+	kept := &http.Request{Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		Host: r.Host, RemoteAddr: r.RemoteAddr, RequestURI: r.RequestURI, Header: make(http.Header, len(handshakeHeaders))}
+	for _, name := range handshakeHeaders {
+		if v, ok := r.Header[name]; ok {
+			kept.Header[name] = v
+		}
+	}
+	return kept.WithContext(requestid.With(context.Background(), requestid.From(r.Context())))
 }
 
 // notFoundAndClose tells a WebSocket client that its job does not exist, and closes 4404.
