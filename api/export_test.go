@@ -13,3 +13,6 @@ func OpenAPIYAML() []byte { return openAPIYAML }
 
 // OpenAPIJSON is the document as /openapi.json serves it.
 func OpenAPIJSON() ([]byte, error) { return openAPIJSON() }
+
+// Handshakes is how many live connections the API sets up at once.
+const Handshakes = handshakesDefault

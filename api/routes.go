@@ -254,8 +254,9 @@ func New(cfg Config, d Deps) *Server {
 	r.DELETE(pathJob, requireJobID(log), a.identify, handleCancel(a, d.Store, d.Tasks, d.Webhooks, obs))
 	get(pathFile, requireJobID(log), a.identify, handleFile(a, d.Store, d.Files, d.Links))
 	r.POST(pathTicket, requireJobID(log), a.identify, handleTicket(a, d.Store))
-	r.GET(pathEvents, requireJobID(log), a.identifyLive, handleEvents(a, d.Store, cs, hub, cfg.PingInterval))
-	r.GET(pathWS, requireJobID(log), a.identifyLive, handleWebSocket(a, d.Store, cs, ws, sessions))
+	hs := newHandshakes(handshakesDefault)
+	r.GET(pathEvents, requireJobID(log), a.identifyLive, handleEvents(a, d.Store, cs, hs, hub, cfg.PingInterval))
+	r.GET(pathWS, requireJobID(log), a.identifyLive, handleWebSocket(a, d.Store, cs, hs, ws, sessions))
 
 	if d.Metrics != nil {
 		get(pathMetrics, a.guardMetrics, gin.WrapH(d.Metrics))

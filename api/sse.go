@@ -52,9 +52,15 @@ func (s *sseSink) Close(code int, _ string) {
 	})
 }
 
-func handleEvents(a *access, store JobStore, cs *conns, hub *live.Hub, ping time.Duration) gin.HandlerFunc {
+func handleEvents(a *access, store JobStore, cs *conns, hs handshakes, hub *live.Hub, ping time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
+		// The turn lasts until the hub has the stream, or until the handler refuses it.
+		leave, ok := hs.turn(ctx)
+		if !ok {
+			return // the client left while it waited: there is no one to answer
+		}
+		defer leave()
 		hidden, ok := a.hiddenJob(c, store)
 		if !ok {
 			return
@@ -93,6 +99,7 @@ func handleEvents(a *access, store JobStore, cs *conns, hub *live.Hub, ping time
 		if stream.write(": connected\n\n") != nil {
 			return
 		}
+		leave() // set up: the snapshot is queued
 		keepalive := time.NewTicker(ping)
 		defer keepalive.Stop()
 		for {

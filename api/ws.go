@@ -87,8 +87,20 @@ func (w wsSink) Close(code int, reason string) {
 
 // handleWebSocket checks a WebSocket request, then hands its connection off to melody in a
 // goroutine of its own (see handOff), which sessions counts.
-func handleWebSocket(a *access, store JobStore, cs *conns, m *melody.Melody, sessions *sync.WaitGroup) gin.HandlerFunc {
+func handleWebSocket(a *access, store JobStore, cs *conns, hs handshakes, m *melody.Melody, sessions *sync.WaitGroup) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		// The turn lasts until the hub has the connection (watchOnConnect), or until the
+		// handler refuses it.
+		leave, ok := hs.turn(c.Request.Context())
+		if !ok {
+			return // the client left while it waited: there is no one to answer
+		}
+		handedOff := false
+		defer func() {
+			if !handedOff {
+				leave()
+			}
+		}()
 		hidden, ok := a.hiddenJob(c, store)
 		if !ok {
 			return
@@ -111,7 +123,7 @@ func handleWebSocket(a *access, store JobStore, cs *conns, m *melody.Melody, ses
 		if !ok {
 			return
 		}
-		keys := map[string]any{"job": c.Param("job_id"), "hidden": hidden, "held": held}
+		keys := map[string]any{"job": c.Param("job_id"), "hidden": hidden, "held": held, "turn": leave}
 		r := sessionRequest(c.Request)
 		w, err := handOffFrom(c.Writer)
 		if err != nil {
@@ -119,9 +131,11 @@ func handleWebSocket(a *access, store JobStore, cs *conns, m *melody.Melody, ses
 			a.log.DebugContext(r.Context(), "websocket not handed off", "err", err)
 			return
 		}
+		handedOff = true
 		sessions.Go(func() {
 			defer release()
 			defer w.conn.Close()
+			defer leave() // when the upgrade was refused, and watchOnConnect never ran
 			if err := m.HandleRequestWithKeys(w, r, keys); errors.Is(err, melody.ErrClosed) {
 				writeErrorTo(w, errUnavailable)
 			}
@@ -155,6 +169,7 @@ func notFoundAndClose(s *melody.Session) { wsSink{s}.Close(CloseNotFound, "job n
 // connection ends.
 func watchOnConnect(m *melody.Melody, hub *live.Hub, log *slog.Logger) {
 	m.HandleConnect(func(s *melody.Session) {
+		defer s.Keys["turn"].(func())()
 		id := s.Keys["job"].(string)
 		if s.Keys["hidden"] == true {
 			notFoundAndClose(s)
