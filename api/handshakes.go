@@ -13,6 +13,11 @@ import (
 // storm is set up as fast as before, a few at a time.
 const handshakesDefault = 64
 
+// statusClientLeft is what the access log and the metrics count for a live request whose
+// client left while it waited for a turn: nginx's 499, "client closed request". Nothing is
+// written to the client, who is gone.
+const statusClientLeft = 499
+
 // handshakes is the turnstile of the live connections' set-up.
 type handshakes chan struct{}
 

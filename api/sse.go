@@ -58,7 +58,8 @@ func handleEvents(a *access, store JobStore, cs *conns, hs handshakes, hub *live
 		// The turn lasts until the hub has the stream, or until the handler refuses it.
 		leave, ok := hs.turn(ctx)
 		if !ok {
-			return // the client left while it waited: there is no one to answer
+			c.Status(statusClientLeft)
+			return
 		}
 		defer leave()
 		hidden, ok := a.hiddenJob(c, store)

@@ -93,7 +93,8 @@ func handleWebSocket(a *access, store JobStore, cs *conns, hs handshakes, m *mel
 		// handler refuses it.
 		leave, ok := hs.turn(c.Request.Context())
 		if !ok {
-			return // the client left while it waited: there is no one to answer
+			c.Status(statusClientLeft)
+			return
 		}
 		handedOff := false
 		defer func() {
