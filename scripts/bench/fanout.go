@@ -224,7 +224,7 @@ func (b *bench) fanout(ctx context.Context, r *rig, srv *server, store *jobs.Sto
 	if res.RSSIdle, err = rssBytes(srv.proc); err != nil {
 		return nil, err
 	}
-	if err := b.profileIdle(ctx, srv.lh); err != nil {
+	if err := b.profileIdle(ctx, srv.lh, "fanout-idle"); err != nil {
 		b.logf("  profile: %v", err)
 	}
 
@@ -251,18 +251,19 @@ func (b *bench) fanout(ctx context.Context, r *rig, srv *server, store *jobs.Sto
 	return res, nil
 }
 
-// profileIdle saves the API's heap, goroutines and memory statistics with every client idle.
-func (b *bench) profileIdle(ctx context.Context, lh *longhaul) error {
+// profileIdle saves the API's heap, goroutines and memory statistics with every client idle
+// (or gone), in files named after what is profiled.
+func (b *bench) profileIdle(ctx context.Context, lh *longhaul, what string) error {
 	if !b.profiling() || lh == nil {
 		return nil
 	}
-	for kind, name := range map[string]string{
-		"heap?gc=1":         "fanout-idle.heap.pprof",
-		"goroutine?debug=1": "fanout-idle.goroutines.txt",
-		"../vars":           "fanout-idle.vars.json",
-		"allocs":            "fanout-idle.allocs.pprof",
+	for kind, suffix := range map[string]string{
+		"heap?gc=1":         ".heap.pprof",
+		"goroutine?debug=1": ".goroutines.txt",
+		"../vars":           ".vars.json",
+		"allocs":            ".allocs.pprof",
 	} {
-		if err := b.profile(ctx, lh, kind, name); err != nil {
+		if err := b.profile(ctx, lh, kind, what+suffix); err != nil {
 			return err
 		}
 	}

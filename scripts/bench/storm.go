@@ -342,6 +342,10 @@ func (b *bench) runAfterClose(ctx context.Context, rep *Report) error {
 		}
 		res.Samples = append(res.Samples, RSSSample{After: at, RSS: rss, FDs: openFiles(lh.Process)})
 	}
+	// Profiled after the last sample: the profile's collection would change what it reads.
+	if err := b.profileIdle(ctx, lh, "afterclose-after"); err != nil {
+		b.logf("  profile: %v", err)
+	}
 	b.logf("  after close: %d connections; RSS idle %.1f MiB, open %.1f MiB, %v after they closed %.1f MiB",
 		res.Conns, mib(res.RSSIdle), mib(res.RSSOpen), p.AfterCloseWait, mib(res.RSSEnd()))
 	rep.AfterClose = res
