@@ -127,7 +127,7 @@ func (b *bench) runFanout(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer s.close()
-	res, err := b.fanout(ctx, s.rig, s.api.server(), s.store, s.ids, fanFiles, fp, fp.Conns)
+	res, err := b.fanout(ctx, "fanout", s.rig, s.api.server(), s.store, s.ids, fanFiles, fp, fp.Conns)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (b *bench) runFanout(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	if res, err = b.fanout(ctx, s.rig, node, s.store, ids, fanFiles, fp, fp.Conns); err != nil {
+	if res, err = b.fanout(ctx, "fanout", s.rig, node, s.store, ids, fanFiles, fp, fp.Conns); err != nil {
 		return err
 	}
 	rep.Fanout = append(rep.Fanout, res)
@@ -170,7 +170,7 @@ func (b *bench) runScale(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer s.close()
-	rep.Scale, err = b.fanout(ctx, s.rig, s.api.server(), s.store, s.ids, fanFiles, fp, conns)
+	rep.Scale, err = b.fanout(ctx, "scale", s.rig, s.api.server(), s.store, s.ids, fanFiles, fp, conns)
 	return err
 }
 
@@ -187,15 +187,15 @@ func (b *bench) runWatchers(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer s.close()
-	rep.Watchers, err = b.fanout(ctx, s.rig, s.api.server(), s.store, s.ids, files, fp, fp.Conns)
+	rep.Watchers, err = b.fanout(ctx, "watchers", s.rig, s.api.server(), s.store, s.ids, files, fp, fp.Conns)
 	return err
 }
 
-// fanout connects conns WebSocket clients to srv, watching ids round robin; reads the
-// server's RSS before and with them idle; then makes fp.Rate events per second through
-// jobs.Store.UpdateFile, round robin over the jobs and files, and collects what the
-// clients read.
-func (b *bench) fanout(ctx context.Context, r *rig, srv *server, store *jobs.Store, ids []string, files []int64, fp FanPlan, conns int) (*FanoutResult, error) {
+// fanout, for the stage name (which names its profiles), connects conns WebSocket clients
+// to srv, watching ids round robin; reads the server's RSS before and with them idle; then
+// makes fp.Rate events per second through jobs.Store.UpdateFile, round robin over the jobs
+// and files, and collects what the clients read.
+func (b *bench) fanout(ctx context.Context, name string, r *rig, srv *server, store *jobs.Store, ids []string, files []int64, fp FanPlan, conns int) (*FanoutResult, error) {
 	res := &FanoutResult{Server: srv.Key, Wanted: fp.Conns, FileLimit: b.fileLimit, Jobs: len(ids), Files: len(files), Rate: fp.Rate}
 	var err error
 	if res.RSSBase, err = settledRSS(ctx, srv, fp.Idle); err != nil {
@@ -224,7 +224,7 @@ func (b *bench) fanout(ctx context.Context, r *rig, srv *server, store *jobs.Sto
 	if res.RSSIdle, err = rssBytes(srv.proc); err != nil {
 		return nil, err
 	}
-	if err := b.profileIdle(ctx, srv.lh, "fanout-idle"); err != nil {
+	if err := b.profileIdle(ctx, srv.lh, name+"-idle"); err != nil {
 		b.logf("  profile: %v", err)
 	}
 
@@ -232,7 +232,7 @@ func (b *bench) fanout(ctx context.Context, r *rig, srv *server, store *jobs.Sto
 	for _, p := range clients.procs {
 		cpu.add(roleClient, p.PID())
 	}
-	if err := b.fanLoad(ctx, srv, cpu, store, ids, files, fp, res); err != nil {
+	if err := b.fanLoad(ctx, name, srv, cpu, store, ids, files, fp, res); err != nil {
 		return nil, err
 	}
 	res.Expected = expectedDeliveries(res.Conns+res.Failed, len(ids), res.Updates)
@@ -271,7 +271,7 @@ func (b *bench) profileIdle(ctx context.Context, lh *longhaul, what string) erro
 }
 
 // fanLoad runs the events and watches the server meanwhile.
-func (b *bench) fanLoad(ctx context.Context, srv *server, cpu *cpuMeter, store *jobs.Store, ids []string, files []int64, fp FanPlan, res *FanoutResult) error {
+func (b *bench) fanLoad(ctx context.Context, name string, srv *server, cpu *cpuMeter, store *jobs.Store, ids []string, files []int64, fp FanPlan, res *FanoutResult) error {
 	used := cpu.start()
 	stopWatch := make(chan struct{})
 	var watch sync.WaitGroup
@@ -289,11 +289,11 @@ func (b *bench) fanLoad(ctx context.Context, srv *server, cpu *cpuMeter, store *
 			}
 		}
 	})
-	wait := b.profileDuring(ctx, srv.lh, fp.Duration-time.Second, "fanout-load.cpu.pprof")
+	wait := b.profileDuring(ctx, srv.lh, fp.Duration-time.Second, name+"-load.cpu.pprof")
 	if b.profiling() && srv.lh != nil {
 		go func() {
 			sleep(ctx, fp.Duration/2)
-			if err := b.profile(ctx, srv.lh, "trace?seconds=2", "fanout-load.trace"); err != nil {
+			if err := b.profile(ctx, srv.lh, "trace?seconds=2", name+"-load.trace"); err != nil {
 				b.logf("  trace: %v", err)
 			}
 		}()
