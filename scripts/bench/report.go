@@ -204,11 +204,11 @@ func (r *Report) Targets() string {
 	if n := len(r.Status); n > 0 {
 		row := r.Status[n-1]
 		if _, ok := row.Get(keyGin); ok {
-			ok, nm := row.Ratio(keyStatus200, keyGin), row.Ratio(keyStatus304, keyGin)
+			full, unchanged := row.Ratio(keyStatus200, keyGin), row.Ratio(keyStatus304, keyGin)
 			add("status", fmt.Sprintf("status at %d clients: a `200` at least 0.9 of the Gin + asynq peer's rate", row.Clients),
-				fmt.Sprintf("%.2f", ok), mark(ok >= 0.9))
+				fmt.Sprintf("%.2f", full), mark(full >= 0.9))
 			add("status", fmt.Sprintf("status at %d clients: a `304` at least 1.2 times the Gin + asynq peer's `200`", row.Clients),
-				fmt.Sprintf("%.2f", nm), mark(nm >= 1.2))
+				fmt.Sprintf("%.2f", unchanged), mark(unchanged >= 1.2))
 		}
 	}
 	fanTargets := func(stage, what string, f *FanoutResult) {
